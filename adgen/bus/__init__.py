@@ -1,0 +1,1 @@
+"""Event-bus adapter: the embedded broker, topics, the producer."""

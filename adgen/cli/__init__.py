@@ -1,0 +1,1 @@
+"""The ``adgen`` command line: one module per command group, registered in ``main``."""

@@ -1,0 +1,22 @@
+"""``adgen broker``: run the embedded Kafka-compatible broker by hand."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import typer
+
+from adgen.bus.broker import EmbeddedBroker
+
+
+def broker(port: int = typer.Option(9092, help="Loopback port to listen on (0 = any free).")) -> None:
+    """Start the embedded broker (Tansu, memory storage) until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmbeddedBroker(port=port or None) as b:
+        typer.echo(f"embedded broker on {b.bootstrap} (export ADGEN_KAFKA_BOOTSTRAP={b.bootstrap})")
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass

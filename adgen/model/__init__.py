@@ -1,0 +1,1 @@
+"""Model adapter: finding, converting and loading base models and LoRA versions."""

@@ -1,0 +1,161 @@
+"""The one settings object: every ``ADGEN_*`` environment variable, validated at start-up.
+
+Unset means the embedded default (SQLite under ``./var/``, the bundled broker and model).
+Nothing else under ``adgen/`` reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adgen.errors import ConfigError
+
+EMBEDDED_ADMIN_TOKEN = "adgen-embedded-admin"
+EMBEDDED_TOKEN_SECRET = "adgen-embedded-secret"
+
+
+class Settings(BaseSettings):
+    """adgen's configuration; field ``x`` is read from ``ADGEN_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="ADGEN_", extra="ignore")
+
+    # --- storage -----------------------------------------------------------------------
+    var_dir: Path = Field(Path("var"), description="Where embedded state lives (SQLite, adapters, charts).")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means SQLite at VAR_DIR/adgen.db."
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "adgen",
+        description="Converted model weights (safetensors) are cached here once.",
+    )
+
+    # --- event bus ---------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port list of the Kafka cluster; unset means the embedded broker."
+    )
+    events_topic: str = "adgen.events"
+    topic_partitions: int = Field(4, ge=1)
+    consumer_group: str = "adgen-ingest"
+    ingest_batch_size: int = Field(5000, ge=1)
+    ingest_poll_timeout_ms: int = Field(500, ge=1)
+    ingest_max_poll_interval_ms: int = Field(
+        300_000, ge=1000, description="Also sets the rebalance timeout of the group join."
+    )
+
+    # --- API and tokens ----------------------------------------------------------------
+    admin_token: SecretStr | None = None
+    token_secret: SecretStr | None = None
+    token_ttl_s: int = Field(86_400, ge=1, description="Lifetime of an impression's click token.")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # --- allocation --------------------------------------------------------------------
+    refresh_interval_s: float = Field(1.0, gt=0, description="How often posteriors reload.")
+    min_exploration: float = Field(0.0, ge=0, lt=1, description="Traffic share floor, spread over arms.")
+    candidate_traffic_cap: float = Field(0.2, gt=0, le=1)
+    discount_half_life_s: float | None = Field(
+        None, gt=0, description="Half-life for discounting old evidence; unset keeps all."
+    )
+    propensity_samples: int = Field(2000, ge=100)
+
+    # --- generator ---------------------------------------------------------------------
+    base_model: str | None = Field(
+        None, description="Local causal-LM folder or cached HF model; unset = bundled SmolLM2."
+    )
+    base_model_zh: str | None = Field(
+        None, description="Base model for Chinese; unset = Qwen2.5-Coder-0.5B when installed."
+    )
+    device: str = Field("auto", description="'auto', 'cpu' or a torch device such as 'cuda:0'.")
+    gen_temperature: float = Field(0.9, gt=0)
+    gen_top_p: float = Field(0.95, gt=0, le=1)
+    gen_max_new_tokens: int = Field(40, ge=4)
+    gen_max_attempts: int = Field(4, ge=1)
+    gen_seed: int = 0
+    diversity_threshold: float = Field(0.8, gt=0, le=1, description="Max similarity allowed.")
+    compliance_terms_file: Path | None = Field(
+        None, description="Extra forbidden terms (JSON {locale: [terms]}) added to the built-ins."
+    )
+
+    # --- training ----------------------------------------------------------------------
+    trainer: Literal["dpo", "kto", "grpo", "rloo"] = "dpo"
+    train_steps: int = Field(20, ge=1)
+    train_batch_size: int = Field(4, ge=2)
+    learning_rate: float = Field(5e-4, gt=0)
+    dpo_beta: float = Field(0.1, gt=0)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    max_length: int = Field(128, ge=16)
+    pair_threshold: float = Field(0.9, ge=0.5, lt=1)
+    min_pairs: int = Field(8, ge=1)
+    reward_source: Literal["live", "historical", "both"] = "live"
+    train_interval_s: float | None = Field(3600.0, gt=0)
+    train_cron: str | None = Field(None, description="Crontab expression; overrides the interval.")
+
+    # --- rollout gate ------------------------------------------------------------------
+    promote_prob: float = Field(0.95, gt=0.5, lt=1)
+    rollback_prob: float = Field(0.05, gt=0, lt=0.5)
+    gate_max_impressions: int = Field(20_000, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("ADGEN_DATABASE_URL is empty; unset it for the embedded SQLite default")
+        return v
+
+    @model_validator(mode="after")
+    def _probabilities_ordered(self) -> Settings:
+        if self.rollback_prob >= self.promote_prob:
+            raise ValueError(
+                f"ADGEN_ROLLBACK_PROB ({self.rollback_prob}) must be below "
+                f"ADGEN_PROMOTE_PROB ({self.promote_prob})"
+            )
+        return self
+
+    # --- derived -----------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        """The database URL in force (the SQLite default when unset)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'adgen.db').as_posix()}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the one-machine defaults (SQLite or the bundled broker)."""
+        return self.db_url.startswith("sqlite") or self.kafka_bootstrap is None
+
+    @property
+    def models_dir(self) -> Path:
+        """Where LoRA adapters of trained versions are written."""
+        return self.var_dir / "models"
+
+    def admin_token_value(self) -> str:
+        """The admin bearer token; the embedded default only when running embedded."""
+        return self._secret(self.admin_token, EMBEDDED_ADMIN_TOKEN, "ADGEN_ADMIN_TOKEN")
+
+    def token_secret_value(self) -> bytes:
+        """The HMAC key for impression tokens; the embedded default only when embedded."""
+        return self._secret(self.token_secret, EMBEDDED_TOKEN_SECRET, "ADGEN_TOKEN_SECRET").encode()
+
+    def _secret(self, value: SecretStr | None, default: str, name: str) -> str:
+        if value is not None and value.get_secret_value():
+            return value.get_secret_value()
+        if self.embedded:
+            return default
+        raise ConfigError(
+            f"{name} is not set: outside the embedded demo (PostgreSQL and Kafka configured) "
+            f"adgen refuses to run with a default secret; set {name} to a long random value"
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once from the environment (tests build their own ``Settings``)."""
+    return Settings()

@@ -1,0 +1,93 @@
+"""Shared fixtures: a throwaway PostgreSQL database per test, SQLite, the real broker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from adgen.bus.broker import EmbeddedBroker
+from adgen.db import migrate
+from adgen.db.engine import make_engine, session_factory
+from adgen.settings import Settings
+
+PG_ADMIN_URL = os.environ.get(
+    "ADGEN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _pg_admin() -> Engine:
+    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a new, migrated PostgreSQL database, dropped after the test."""
+    name = f"adgen_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """An engine on the throwaway PostgreSQL database."""
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_sessions(pg_engine: Engine) -> sessionmaker[Session]:
+    """A sessionmaker on the throwaway PostgreSQL database."""
+    return session_factory(pg_engine)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a migrated SQLite file in the test's temporary folder."""
+    url = f"sqlite:///{tmp_path / 'adgen.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """One real Kafka-protocol broker (Tansu) for the whole session; use unique topics."""
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic name no other test uses."""
+    return f"adgen.test.{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pg_url: str, broker: EmbeddedBroker, topic: str) -> Settings:
+    """Settings wired to the test's PostgreSQL database, the broker and a fresh topic."""
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=pg_url,
+        kafka_bootstrap=broker.bootstrap,
+        events_topic=topic,
+        consumer_group=f"g-{uuid.uuid4().hex[:8]}",
+        ingest_max_poll_interval_ms=3000,
+        admin_token="test-admin-token",
+        token_secret="test-token-secret",
+    )
