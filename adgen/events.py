@@ -1,0 +1,99 @@
+"""The event schema on the bus (impression, click, conversion) and its JSON encoding (pure).
+
+An event is JSON on the wire, keyed by ``impression_id`` so that every event of one
+impression lands in the same partition. ``event_id`` is the idempotency key: the ingest
+consumer stores an event once however often it is delivered.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from adgen.errors import PoisonMessage, ValidationError
+
+EventType = Literal["impression", "click", "conversion"]
+ID_MAX_LENGTH = 64
+
+
+class Event(BaseModel):
+    """One impression, click or conversion of a variant; immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: EventType
+    event_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    impression_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    campaign_id: int = Field(gt=0, strict=True)
+    variant_id: int = Field(gt=0, strict=True)
+    propensity: float | None = Field(
+        None, description="Probability the allocator gave the served variant (impressions only)."
+    )
+    value: float | None = Field(None, description="Monetary value (conversions only), >= 0.")
+    event_time: AwareDatetime
+
+    @field_validator("event_time")
+    @classmethod
+    def _to_utc(cls, v: datetime) -> datetime:
+        return v.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> Event:
+        if self.type == "impression":
+            p = self.propensity
+            if p is None:
+                raise ValueError("an impression needs a propensity in (0, 1]")
+            if not (math.isfinite(p) and 0.0 < p <= 1.0):
+                raise ValueError(f"propensity must be in (0, 1], got {p}")
+        elif self.propensity is not None:
+            raise ValueError(f"only impressions carry a propensity, not a {self.type}")
+        if self.type == "conversion":
+            if self.value is not None and not (math.isfinite(self.value) and self.value >= 0):
+                raise ValueError(f"conversion value must be a finite number >= 0, got {self.value}")
+        elif self.value is not None:
+            raise ValueError(f"only conversions carry a value, not a {self.type}")
+        return self
+
+
+def new_event_id() -> str:
+    """A fresh, globally unique event id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def encode_event(event: Event) -> bytes:
+    """The event as compact UTF-8 JSON (fields that are None are left out)."""
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def _describe(exc: PydanticValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def decode_event(raw: bytes | None) -> Event:
+    """Parse and validate one message; ``PoisonMessage`` (with a reason) when it cannot be."""
+    if not raw:
+        raise PoisonMessage("empty message: an event must be a JSON object")
+    try:
+        return Event.model_validate_json(raw)
+    except PydanticValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise PoisonMessage(f"not valid JSON: {_describe(exc)}") from exc
+        raise PoisonMessage(f"invalid event: {_describe(exc)}") from exc
+
+
+def make_event(**fields: object) -> Event:
+    """Build an event in code; ``ValidationError`` with a readable message when refused."""
+    try:
+        return Event.model_validate(fields)
+    except PydanticValidationError as exc:
+        raise ValidationError(f"invalid event: {_describe(exc)}") from exc
