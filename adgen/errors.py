@@ -31,6 +31,10 @@ class TokenError(AdgenError):
     """An impression token that is malformed, tampered with or expired."""
 
 
+class AuthError(AdgenError):
+    """A request for an admin action without the admin token, or with a wrong one."""
+
+
 class StorageError(AdgenError):
     """The database failed in a way that may pass (connection lost, serialization)."""
 
@@ -53,6 +57,10 @@ class PoisonMessage(AdgenError):
 
 class ModelError(AdgenError):
     """Model weights that cannot be found, verified or loaded."""
+
+
+class ModelIntegrityError(ModelError):
+    """Model weights whose size or sha256 is not the pinned one; they are never loaded."""
 
 
 class InsufficientEvidence(AdgenError):

@@ -19,6 +19,10 @@ from adgen.errors import PoisonMessage, ValidationError
 
 EventType = Literal["impression", "click", "conversion"]
 ID_MAX_LENGTH = 64
+#: Ids are printable ASCII without spaces (uuid hex, tokens, base64url all fit).
+ID_PATTERN = r"^[!-~]+$"
+#: Campaign and variant ids are 32-bit database keys.
+MAX_DB_ID = 2**31 - 1
 
 
 class Event(BaseModel):
@@ -27,10 +31,10 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: EventType
-    event_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
-    impression_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
-    campaign_id: int = Field(gt=0, strict=True)
-    variant_id: int = Field(gt=0, strict=True)
+    event_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
+    impression_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
+    campaign_id: int = Field(gt=0, le=MAX_DB_ID, strict=True)
+    variant_id: int = Field(gt=0, le=MAX_DB_ID, strict=True)
     propensity: float | None = Field(
         None, description="Probability the allocator gave the served variant (impressions only)."
     )
@@ -40,7 +44,10 @@ class Event(BaseModel):
     @field_validator("event_time")
     @classmethod
     def _to_utc(cls, v: datetime) -> datetime:
-        return v.astimezone(UTC)
+        try:
+            return v.astimezone(UTC)
+        except OverflowError as exc:  # year 1 or 9999 pushed out of range by the offset
+            raise ValueError(f"event_time {v.isoformat()} is out of range in UTC") from exc
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> Event:
@@ -51,12 +58,12 @@ class Event(BaseModel):
             if not (math.isfinite(p) and 0.0 < p <= 1.0):
                 raise ValueError(f"propensity must be in (0, 1], got {p}")
         elif self.propensity is not None:
-            raise ValueError(f"only impressions carry a propensity, not a {self.type}")
+            raise ValueError(f"propensity is only for impressions, not for {self.type} events")
         if self.type == "conversion":
             if self.value is not None and not (math.isfinite(self.value) and self.value >= 0):
                 raise ValueError(f"conversion value must be a finite number >= 0, got {self.value}")
         elif self.value is not None:
-            raise ValueError(f"only conversions carry a value, not a {self.type}")
+            raise ValueError(f"value is only for conversions, not for {self.type} events")
         return self
 
 

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     ingest_max_poll_interval_ms: int = Field(
         300_000, ge=1000, description="Also sets the rebalance timeout of the group join."
     )
+    ingest_session_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="Group session timeout; the embedded broker holds a join for about half of it.",
+    )
+    ingest_retry_initial_s: float = Field(0.2, gt=0, description="First wait after a DB error.")
+    ingest_retry_max_s: float = Field(10.0, gt=0, description="Longest wait between DB retries.")
 
     # --- API and tokens ----------------------------------------------------------------
     admin_token: SecretStr | None = None
@@ -62,6 +69,9 @@ class Settings(BaseSettings):
         None, gt=0, description="Half-life for discounting old evidence; unset keeps all."
     )
     propensity_samples: int = Field(2000, ge=100)
+    posterior_max_age_s: float = Field(
+        30.0, gt=0, description="/readyz reports degraded when posteriors are older than this."
+    )
 
     # --- generator ---------------------------------------------------------------------
     base_model: str | None = Field(
@@ -75,6 +85,10 @@ class Settings(BaseSettings):
     gen_top_p: float = Field(0.95, gt=0, le=1)
     gen_max_new_tokens: int = Field(40, ge=4)
     gen_max_attempts: int = Field(4, ge=1)
+    gen_oversample: float = Field(
+        2.0, ge=1, description="Candidates sampled per attempt for each variant still missing."
+    )
+    gen_max_batch: int = Field(32, ge=1, description="Most candidates sampled in one batch.")
     gen_seed: int = 0
     diversity_threshold: float = Field(0.8, gt=0, le=1, description="Max similarity allowed.")
     compliance_terms_file: Path | None = Field(
@@ -83,6 +97,10 @@ class Settings(BaseSettings):
 
     # --- training ----------------------------------------------------------------------
     trainer: Literal["dpo", "kto", "grpo", "rloo"] = "dpo"
+    train_locales: list[Literal["en", "zh"]] = Field(
+        default_factory=lambda: ["en", "zh"],
+        description="Locales whose lineages the scheduled job trains (JSON list in the env).",
+    )
     train_steps: int = Field(20, ge=1)
     train_batch_size: int = Field(4, ge=2)
     learning_rate: float = Field(5e-4, gt=0)
@@ -94,8 +112,36 @@ class Settings(BaseSettings):
     pair_threshold: float = Field(0.9, ge=0.5, lt=1)
     min_pairs: int = Field(8, ge=1)
     reward_source: Literal["live", "historical", "both"] = "live"
+    reward_min_arms: int = Field(
+        20, ge=4, description="Arms with impressions needed before a reward model is trained."
+    )
+    reward_holdout: float = Field(
+        0.25, gt=0, lt=1, description="Share of arms (or campaigns/tests) held out to evaluate it."
+    )
+    reward_embeddings: Literal["auto", "minilm", "none"] = Field(
+        "auto", description="Sentence embeddings as reward-model features; auto = when installed."
+    )
+    reward_alpha: float = Field(30.0, gt=0, description="Ridge penalty of the reward model.")
     train_interval_s: float | None = Field(3600.0, gt=0)
     train_cron: str | None = Field(None, description="Crontab expression; overrides the interval.")
+    train_misfire_grace_s: int = Field(
+        600, ge=1, description="A scheduled training run late by more than this is skipped."
+    )
+    train_seed: int = 0
+    heldout_share: float = Field(
+        0.25, ge=0, lt=1, description="Share of each campaign's variants held out for evaluation."
+    )
+    rm_samples: int = Field(
+        8, ge=0, description="Fresh samples per campaign ranked by the reward model; 0 = none."
+    )
+    rollout_variants: int = Field(
+        4, ge=1, description="Variants of a new candidate version served per active campaign."
+    )
+    rollout_best_of: int = Field(
+        8, ge=1, description="Variants it writes per campaign; the reward model keeps the best."
+    )
+    rl_num_generations: int = Field(4, ge=2, description="GRPO/RLOO completions per prompt.")
+    rl_max_completion_length: int = Field(32, ge=4, description="GRPO/RLOO new tokens.")
 
     # --- rollout gate ------------------------------------------------------------------
     promote_prob: float = Field(0.95, gt=0.5, lt=1)

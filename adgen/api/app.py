@@ -1,0 +1,109 @@
+"""The FastAPI app factory: wiring of settings, database, allocator, producer and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI
+
+from adgen.allocator import Allocator
+from adgen.api import errors
+from adgen.api.routes import allocate, campaigns, events, generation, health
+from adgen.api.routes import models as models_routes
+from adgen.api.shipper import EventShipper
+from adgen.api.state import AppState
+from adgen.bus.producer import EventProducer
+from adgen.bus.topics import ensure_topic
+from adgen.db.engine import make_engine, session_factory
+from adgen.errors import ConfigError
+from adgen.metrics import ApiMetrics
+from adgen.settings import Settings
+from adgen.tokens import Signer
+
+logger = logging.getLogger(__name__)
+
+#: How long the shipper thread waits for room in the producer's buffer.
+PRODUCER_MAX_BLOCK_MS = 10_000
+#: Impressions wait up to this long to be batched: fewer, larger produce requests cost
+#: the sender thread (and so the event loop, which shares the GIL) far less per event.
+PRODUCER_LINGER_MS = 50
+
+
+def create_app(
+    settings: Settings,
+    *,
+    kafka_bootstrap: str | None = None,
+    rng: np.random.Generator | None = None,
+) -> FastAPI:
+    """The adgen API for ``settings``.
+
+    ``kafka_bootstrap`` overrides ``settings.kafka_bootstrap`` (``adgen serve`` passes the
+    embedded broker's address). Raises ConfigError for default secrets outside the
+    embedded mode, or when there is no broker to send events to.
+    """
+    admin_token = settings.admin_token_value()
+    signer = Signer(settings.token_secret_value())
+    bootstrap = kafka_bootstrap or settings.kafka_bootstrap
+    if not bootstrap:
+        raise ConfigError(
+            "no Kafka broker: set ADGEN_KAFKA_BOOTSTRAP, or start the API with `adgen serve`, "
+            "which starts the embedded broker"
+        )
+    # PostgreSQL: fail fast instead of hanging while the server is unreachable
+    pg = settings.db_url.startswith("postgresql")
+    pg_args = {"connect_args": {"connect_timeout": 5}} if pg else {}
+    engine = make_engine(settings.db_url, **pg_args)
+    sessions = session_factory(engine)
+    allocator = Allocator(sessions, settings, rng if rng is not None else np.random.default_rng())
+    metrics = ApiMetrics()
+    state = AppState(
+        settings=settings,
+        sessions=sessions,
+        allocator=allocator,
+        metrics=metrics,
+        admin_token=admin_token,
+        signer=signer,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ensure_topic(bootstrap, settings.events_topic, settings.topic_partitions)
+        state.shipper = EventShipper(
+            EventProducer(
+                bootstrap,
+                settings.events_topic,
+                max_block_ms=PRODUCER_MAX_BLOCK_MS,
+                linger_ms=PRODUCER_LINGER_MS,
+            ),
+            on_failure=metrics.errors["bus"].inc,
+        )
+        try:
+            allocator.start()
+            logger.info(
+                "api ready: database %s, broker %s, topic %s",
+                engine.url.render_as_string(hide_password=True), bootstrap, settings.events_topic,
+            )
+            yield
+        finally:
+            allocator.stop()
+            shipper, state.shipper = state.shipper, None
+            shipper.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="adgen",
+        summary="Ad variants allocated by Thompson sampling; clicks and conversions to Kafka.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.adgen = state
+    metrics.track(allocator, lambda: state.shipper.pending if state.shipper else 0)
+    errors.install(app)
+    for router in (allocate.router, events.router, campaigns.router, health.router):
+        app.include_router(router)
+    app.include_router(models_routes.router)
+    app.include_router(generation.router)
+    return app

@@ -1,0 +1,98 @@
+"""Model versions: list them, and the operator's promote / rollback (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from adgen.api.deps import AdminDep, AllocatorDep, SessionDep
+from adgen.api.schemas import MAX_ID
+from adgen.db.models import GateDecision
+from adgen.training.rollout import promote as promote_version
+from adgen.training.rollout import rollback as rollback_version
+from adgen.training.summary import version_summaries
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+VersionId = Annotated[int, Path(ge=1, le=MAX_ID, description="model version id")]
+
+
+class ModelVersionPublic(BaseModel):
+    """A model version with its served evidence and training figures."""
+
+    id: int
+    status: str
+    base_model: str
+    parent_id: int | None
+    created_at: datetime
+    promoted_at: datetime | None
+    adapter: str | None
+    variants: int
+    active_variants: int
+    impressions: int
+    successes: int
+    rate: float | None
+    heldout_accuracy: float | None
+    margin_gain: float | None
+    metrics: dict[str, Any]
+    hyperparams: dict[str, Any]
+
+
+class DecisionPublic(BaseModel):
+    """A promotion or rollback, with the live figures it was taken on."""
+
+    version_id: int
+    decision: str
+    decided_by: str
+    incumbent_version_id: int | None
+    prob_better: float | None
+    candidate_impressions: int
+    candidate_successes: int
+    incumbent_impressions: int
+    incumbent_successes: int
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: GateDecision) -> DecisionPublic:
+        """From a ``gate_decisions`` row."""
+        return cls(
+            version_id=row.candidate_version_id,
+            decision=row.decision,
+            decided_by=row.decided_by,
+            incumbent_version_id=row.incumbent_version_id,
+            prob_better=row.prob_better,
+            candidate_impressions=row.candidate_impressions,
+            candidate_successes=row.candidate_successes,
+            incumbent_impressions=row.incumbent_impressions,
+            incumbent_successes=row.incumbent_successes,
+            details=row.details,
+        )
+
+
+@router.get("")
+def list_versions(
+    session: SessionDep,
+    base_model: Annotated[str | None, Query(description="only this lineage")] = None,
+) -> list[ModelVersionPublic]:
+    """Every model version, newest first."""
+    return [ModelVersionPublic(**s.as_dict()) for s in version_summaries(session, base_model)]
+
+
+@router.post("/{version_id}/promote", dependencies=[AdminDep])
+def promote(version_id: VersionId, session: SessionDep, allocator: AllocatorDep) -> DecisionPublic:
+    """Make a candidate (or retired) version active; the previous active one is retired (admin)."""
+    decision = DecisionPublic.of(promote_version(session, version_id, by="operator"))
+    allocator.wake()
+    return decision
+
+
+@router.post("/{version_id}/rollback", dependencies=[AdminDep])
+def rollback(version_id: VersionId, session: SessionDep, allocator: AllocatorDep) -> DecisionPublic:
+    """Roll a version back: its variants are paused and, if it was active, its parent is
+    active again; the allocator stops serving the variants at its next refresh (admin)."""
+    decision = DecisionPublic.of(rollback_version(session, version_id, by="operator"))
+    allocator.wake()
+    return decision

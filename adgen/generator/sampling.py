@@ -1,0 +1,91 @@
+"""Batched, seeded sampling of candidate texts from a causal LM for one brief."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from adgen.brief import Brief
+from adgen.generator.cleaning import candidate_text
+from adgen.generator.prompts import Prompt, build_prompt
+from adgen.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How candidates are sampled."""
+
+    temperature: float = 0.9
+    top_p: float = 0.95
+    max_new_tokens: int = 40
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"temperature={self.temperature} must be > 0 (sampling needs it)")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p} must be in (0, 1]; 1.0 switches it off")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={self.max_new_tokens} must be at least 1")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SamplingParams:
+        """The parameters in force (``ADGEN_GEN_TEMPERATURE``, ``_TOP_P``, ``_MAX_NEW_TOKENS``)."""
+        return cls(settings.gen_temperature, settings.gen_top_p, settings.gen_max_new_tokens)
+
+
+def sample_raw(
+    model: Any, tokenizer: Any, prompt: Prompt, n: int, seed: int, params: SamplingParams
+) -> list[tuple[str, bool]]:
+    """``n`` completions of ``prompt`` in one batch: (decoded text, finished before the limit).
+
+    The global torch RNG is forked, so seeding here neither leaks out nor depends on what
+    ran before: the same seed, model and device give the same texts.
+    """
+    import torch  # here, so that importing adgen (the API, say) does not load torch
+
+    if n < 1:
+        raise ValueError(f"n={n} must be at least 1")
+    inputs = tokenizer.apply_chat_template(
+        prompt.messages(), add_generation_prompt=True, return_tensors="pt", return_dict=True
+    ).to(model.device)
+    devices = [model.device] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.inference_mode():
+        torch.manual_seed(seed)
+        out = model.generate(
+            **inputs,
+            do_sample=True,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_new_tokens=params.max_new_tokens,
+            num_return_sequences=n,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    completions = out[:, inputs["input_ids"].shape[1] :].tolist()
+    stops = _stop_ids(model, tokenizer)
+    return [
+        (tokenizer.decode(ids, skip_special_tokens=True), any(t in stops for t in ids))
+        for ids in completions
+    ]
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    configured = model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured])
+    ids.add(tokenizer.eos_token_id)
+    return {i for i in ids if i is not None}
+
+
+def sample_texts(
+    model: Any,
+    tokenizer: Any,
+    brief: Brief,
+    n: int,
+    seed: int,
+    params: SamplingParams | None = None,
+) -> list[str]:
+    """``n`` cleaned candidate texts for ``brief`` (unchecked: run the guardrails on them)."""
+    raw = sample_raw(model, tokenizer, build_prompt(brief), n, seed, params or SamplingParams())
+    return [candidate_text(text, finished, brief) for text, finished in raw]

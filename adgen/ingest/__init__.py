@@ -1,0 +1,1 @@
+"""Kafka → database ingest: decode a batch, store it idempotently, then commit offsets."""

@@ -1,0 +1,243 @@
+"""The closed loop on one machine: what ``adgen demo`` and ``bench/closed_loop.py`` run.
+
+Campaigns from briefs, variants from the active model version of each locale's lineage,
+simulated traffic through the real allocator → Kafka → ingest → database, then once per
+round the trainer's own scheduled job (gate the open candidates, then a training cycle per
+lineage that rolls its candidate out under the traffic cap).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from adgen.allocator import Allocator
+from adgen.audience import Audience
+from adgen.brief import Brief
+from adgen.bus.broker import EmbeddedBroker
+from adgen.bus.producer import EventProducer
+from adgen.bus.topics import ensure_topic
+from adgen.db import migrate
+from adgen.db.campaigns import create_campaign
+from adgen.db.engine import make_engine, session_factory, transaction
+from adgen.db.models import Campaign, ModelVersion, Variant
+from adgen.settings import Settings
+from adgen.simulation import TrafficResult, TrafficSimulator
+
+logger = logging.getLogger(__name__)
+
+DEMO_BRIEFS = Path(__file__).parent / "data" / "demo_briefs.json"
+
+
+def load_briefs(path: Path = DEMO_BRIEFS) -> list[Brief]:
+    """The briefs in a JSON list file (the built-in demo briefs by default)."""
+    return [Brief.model_validate(item) for item in json.loads(path.read_text(encoding="utf-8"))]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """How much the loop does per round."""
+
+    rounds: int = 5
+    impressions_per_round: int = 20_000
+    batch_size: int = 1_000
+    variants_per_campaign: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "impressions_per_round", "batch_size", "variants_per_campaign"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+
+
+@dataclass
+class RoundReport:
+    """One round: who served, how good its texts truly are, what the traffic earned."""
+
+    round: int
+    serving: dict[str, int]
+    generated_true_ctr: float
+    served_ctr: float
+    impressions: int
+    clicks: int
+    regret: float
+    promoted: list[int] = field(default_factory=list)
+    rolled_back: list[int] = field(default_factory=list)
+    candidates: list[int] = field(default_factory=list)
+    candidate_true_ctr: float | None = None
+    training: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able figures."""
+        return dict(self.__dict__)
+
+
+class ClosedLoop:
+    """Owns the embedded broker (when needed), the allocator, producer and ingest thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        audience: Audience,
+        config: DemoConfig,
+        briefs: Sequence[Brief] | None = None,
+    ) -> None:
+        self.audience = audience
+        self.config = config
+        self.briefs = list(briefs) if briefs is not None else load_briefs()
+        self._settings = settings
+        self._broker: EmbeddedBroker | None = None
+        self._stop = threading.Event()
+        self._ingest_thread: threading.Thread | None = None
+        self._ingest_error: BaseException | None = None
+        self.rounds: list[RoundReport] = []
+        self.served: dict[int, list[int]] = {}
+        self.campaign_ids: list[int] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> ClosedLoop:
+        from adgen.ingest.consumer import IngestConsumer
+        from adgen.model.versions import ModelRegistry
+        from adgen.training.scheduler import TrainingJob
+
+        settings = self._settings
+        if settings.kafka_bootstrap is None:
+            self._broker = EmbeddedBroker().start()
+            settings = settings.model_copy(update={"kafka_bootstrap": self._broker.bootstrap})
+        self.settings = settings
+        self.engine = make_engine(settings.db_url)
+        migrate.upgrade(settings.db_url)
+        self.sessions = session_factory(self.engine)
+        ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
+        self.registry = ModelRegistry(settings)
+        self.allocator = Allocator(self.sessions, settings, np.random.default_rng(self.config.seed))
+        self.producer = EventProducer(settings.kafka_bootstrap, settings.events_topic)
+        self.consumer = IngestConsumer(settings, self.sessions)
+        self._ingest_thread = threading.Thread(target=self._ingest, name="adgen-ingest", daemon=True)
+        self._ingest_thread.start()
+        self.simulator = TrafficSimulator(
+            self.sessions, self.allocator, self.producer, self.audience,
+            np.random.default_rng(self.config.seed + 1),
+        )
+        self.job = TrainingJob(settings, self.sessions, self.registry)
+        return self
+
+    def _ingest(self) -> None:
+        try:
+            self.consumer.run(self._stop)
+        except BaseException as exc:  # reported by the traffic wait; the thread just ends
+            self._ingest_error = exc
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._ingest_thread is not None:
+            self._ingest_thread.join(timeout=30)
+        self.producer.close()
+        self.engine.dispose()
+        if self._broker is not None:
+            self._broker.stop()
+
+    # --- the loop --------------------------------------------------------------------------
+    def setup(self, progress: Callable[[int], None] | None = None) -> list[int]:
+        """Create the campaigns and let each lineage's active version write their variants."""
+        from adgen.generator import generate_for_campaign
+
+        for brief in self.briefs:
+            with transaction(self.sessions) as session:
+                campaign = create_campaign(session, brief)
+                self.registry.ensure_base_version(
+                    session, self.registry.base_name_for_locale(brief.locale)
+                )
+                generate_for_campaign(
+                    session, self.registry, campaign, self.config.variants_per_campaign,
+                    rng_seed=self.config.seed + len(self.campaign_ids),
+                )
+                self.campaign_ids.append(campaign.id)
+            if progress is not None:
+                progress(1)
+        self.allocator.refresh()
+        return self.campaign_ids
+
+    def run_round(self, number: int, progress: Callable[[int], None] | None = None) -> RoundReport:
+        """Serve one round of traffic, then run the scheduled training job once."""
+        serving = self._serving()
+        traffic = self.simulator.run(
+            self.campaign_ids, self.config.impressions_per_round, self.config.batch_size, progress
+        )
+        if self._ingest_error is not None:
+            raise self._ingest_error
+        self._accumulate(traffic)
+        report = self.job()
+        promoted = [v for v, d in report.decisions if d == "promote"]
+        rolled_back = [v for v, d in report.decisions if d == "rollback"]
+        candidates = [c.candidate_version_id for c in report.cycles if c.candidate_version_id]
+        training = [
+            f"{c.base_model}: {c.status}" + (f" ({c.reason})" if c.reason else "")
+            for c in report.cycles
+        ] + report.errors
+        self.allocator.refresh()
+        result = RoundReport(
+            round=number,
+            serving=serving,
+            generated_true_ctr=self.true_ctr_of_versions(list(serving.values())),
+            served_ctr=traffic.ctr,
+            impressions=traffic.impressions,
+            clicks=traffic.clicks,
+            regret=traffic.regret,
+            promoted=promoted,
+            rolled_back=rolled_back,
+            candidates=candidates,
+            candidate_true_ctr=self.true_ctr_of_versions(candidates) if candidates else None,
+            training=training,
+        )
+        self.rounds.append(result)
+        return result
+
+    def _accumulate(self, traffic: TrafficResult) -> None:
+        for vid, (impressions, clicks) in traffic.served.items():
+            total = self.served.setdefault(vid, [0, 0])
+            total[0] += impressions
+            total[1] += clicks
+
+    def _serving(self) -> dict[str, int]:
+        """The active version of each lineage that has campaigns here."""
+        with self.sessions() as s:
+            locales = {loc for (loc,) in s.execute(
+                select(Campaign.locale).where(Campaign.id.in_(self.campaign_ids)).distinct()
+            )}
+            out: dict[str, int] = {}
+            for locale in sorted(locales):
+                base = self.registry.base_name_for_locale(locale)
+                out[locale] = self.registry.active_version(s, base).id
+            return out
+
+    def true_ctr_of_versions(self, version_ids: Sequence[int]) -> float:
+        """Mean true CTR of the variants these versions wrote here (all that passed guardrails)."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Variant.text, Campaign.brand, Campaign.locale)
+                .join(Campaign, Campaign.id == Variant.campaign_id)
+                .join(ModelVersion, ModelVersion.id == Variant.model_version_id)
+                .where(
+                    Variant.model_version_id.in_(version_ids),
+                    Variant.campaign_id.in_(self.campaign_ids),
+                    Variant.status != "rejected",
+                )
+            ).all()
+        if not rows:
+            return float("nan")
+        return float(np.mean([self.audience.true_ctr(t, b, loc) for t, b, loc in rows]))

@@ -1,0 +1,280 @@
+"""Training the reward model on stored evidence, judging it, and keeping the better one.
+
+Evidence comes from live ``arm_stats`` (variants of campaigns, with their briefs), from
+imported historical tests, or both (``settings.reward_source``). A share of it is held
+out: whole campaigns/tests when there are at least ``MIN_UNITS_FOR_UNIT_SPLIT`` of them
+(the model must generalise to new ones), otherwise single arms. The new model and the
+active one are scored on the same held-out arms; the new one becomes active unless it is
+worse on the primary metric (pairwise accuracy within campaigns/tests when there are
+enough pairs, else impression-level AUC), in which case it is stored as ``rejected``.
+Repository functions: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from adgen.brief import Brief
+from adgen.db.campaigns import brief_of
+from adgen.db.models import ArmStats, Campaign, RewardModelRecord, Variant
+from adgen.errors import ModelError
+from adgen.history.evidence import load_historical
+from adgen.reward.evaluation import evaluate
+from adgen.reward.model import RewardConfig, RewardModel
+from adgen.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["live", "historical", "both"]
+MIN_UNITS_FOR_UNIT_SPLIT = 10
+MIN_PAIRS_FOR_PAIRWISE = 10
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Arms to learn from: text, brief (None for historical tests), outcome, and where from.
+
+    ``units`` are what the hold-out split keeps together (a campaign, a past test);
+    ``groups`` are the comparable arms that evaluation pairs (a campaign; a test and image).
+    """
+
+    texts: list[str]
+    briefs: list[Brief | None]
+    successes: NDArray[np.float64]
+    trials: NDArray[np.float64]
+    units: list[str]
+    groups: list[str]
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx: NDArray[np.int64]) -> Evidence:
+        """The arms at ``idx``."""
+        return replace(
+            self,
+            texts=[self.texts[i] for i in idx],
+            briefs=[self.briefs[i] for i in idx],
+            successes=self.successes[idx],
+            trials=self.trials[idx],
+            units=[self.units[i] for i in idx],
+            groups=[self.groups[i] for i in idx],
+        )
+
+    @staticmethod
+    def concat(a: Evidence, b: Evidence) -> Evidence:
+        """Both sets of arms; the window is the live one (historical tests have none)."""
+        return Evidence(
+            a.texts + b.texts,
+            a.briefs + b.briefs,
+            np.concatenate([a.successes, b.successes]),
+            np.concatenate([a.trials, b.trials]),
+            a.units + b.units,
+            a.groups + b.groups,
+            a.window_start or b.window_start,
+            a.window_end or b.window_end,
+        )
+
+
+def live_evidence(session: Session) -> Evidence:
+    """Variants with impressions, their campaign's brief and reward (clicks or conversions)."""
+    rows = session.execute(
+        select(Variant.text, ArmStats, Campaign)
+        .join(ArmStats, ArmStats.variant_id == Variant.id)
+        .join(Campaign, Campaign.id == Variant.campaign_id)
+        .where(ArmStats.impressions > 0)
+        .order_by(Variant.id)
+    ).all()
+    briefs: dict[int, Brief] = {}
+    texts: list[str] = []
+    arm_briefs: list[Brief | None] = []
+    successes: list[int] = []
+    trials: list[int] = []
+    groups: list[str] = []
+    for text, stats, campaign in rows:
+        if campaign.id not in briefs:
+            briefs[campaign.id] = brief_of(campaign)
+        texts.append(text)
+        arm_briefs.append(briefs[campaign.id])
+        successes.append(stats.conversions if campaign.reward == "conversion" else stats.clicks)
+        trials.append(stats.impressions)
+        groups.append(f"campaign:{campaign.id}")
+    start, end = session.execute(
+        select(func.min(Variant.created_at), func.max(ArmStats.updated_at))
+        .join(ArmStats, ArmStats.variant_id == Variant.id)
+        .where(ArmStats.impressions > 0)
+    ).one()
+    return Evidence(
+        texts,
+        arm_briefs,
+        np.array(successes, dtype=np.float64),
+        np.array(trials, dtype=np.float64),
+        groups,
+        groups,
+        start,
+        end,
+    )
+
+
+def historical_evidence(session: Session) -> Evidence:
+    """Arms of imported past tests (clicks); compared within a test and its group (image)."""
+    arms = load_historical(session)
+    return Evidence(
+        [a.text for a in arms],
+        [None] * len(arms),
+        np.array([a.clicks for a in arms], dtype=np.float64),
+        np.array([a.impressions for a in arms], dtype=np.float64),
+        [f"test:{a.experiment_id}" for a in arms],
+        [f"test:{a.experiment_id}:{a.group or ''}" for a in arms],
+    )
+
+
+def gather(session: Session, source: Source) -> Evidence:
+    """The evidence of ``source``."""
+    if source == "live":
+        return live_evidence(session)
+    if source == "historical":
+        return historical_evidence(session)
+    return Evidence.concat(live_evidence(session), historical_evidence(session))
+
+
+def holdout_split(
+    units: list[str], share: float, rng: np.random.Generator
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(train, held-out) indices: whole units when there are enough of them, else arms."""
+    n = len(units)
+    unique = sorted(set(units))
+    if len(unique) >= MIN_UNITS_FOR_UNIT_SPLIT:
+        held_units = set(rng.permutation(unique)[: math.ceil(share * len(unique))].tolist())
+        held = np.array([u in held_units for u in units])
+    else:
+        held = np.zeros(n, dtype=bool)
+        held[rng.permutation(n)[: max(1, math.ceil(share * n))]] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def config_from_settings(settings: Settings) -> RewardConfig:
+    """The reward model's hyper-parameters from the settings."""
+    return RewardConfig(embeddings=settings.reward_embeddings, alpha=settings.reward_alpha)
+
+
+def _figures(model: RewardModel, held: Evidence) -> dict[str, Any]:
+    logits = model.score_logit(held.texts, held.briefs)
+    return evaluate(
+        logits, 1 / (1 + np.exp(-logits)), held.successes, held.trials, held.groups, held.texts
+    )
+
+
+def _primary(figures: dict[str, Any]) -> str:
+    return "pairwise_acc" if figures["pairs"] >= MIN_PAIRS_FOR_PAIRWISE else "auc"
+
+
+def active_record(session: Session) -> RewardModelRecord | None:
+    """The newest reward model with status ``active``."""
+    return session.scalars(
+        select(RewardModelRecord)
+        .where(RewardModelRecord.status == "active")
+        .order_by(RewardModelRecord.id.desc())
+        .limit(1)
+    ).first()
+
+
+def load_active(session: Session) -> RewardModel | None:
+    """The active reward model, loaded from its artefact; None when none was trained yet."""
+    record = active_record(session)
+    if record is None:
+        return None
+    return RewardModel.load(Path(record.path))
+
+
+def _previous(session: Session) -> tuple[RewardModelRecord | None, RewardModel | None]:
+    record = active_record(session)
+    if record is None:
+        return None, None
+    try:
+        return record, RewardModel.load(Path(record.path))
+    except ModelError as exc:
+        logger.warning("active reward model %d cannot be loaded (%s): replacing it", record.id, exc)
+        return record, None
+
+
+def train_and_store(
+    session: Session,
+    settings: Settings,
+    source: Source | None = None,
+    *,
+    config: RewardConfig | None = None,
+    seed: int = 0,
+) -> RewardModelRecord | None:
+    """Train on ``source`` (default ``settings.reward_source``), evaluate, store, decide.
+
+    Returns the new ``reward_models`` row (``active``, or ``rejected`` when it is worse than
+    the active model on the same held-out arms), or None when there is too little
+    evidence (fewer than ``settings.reward_min_arms`` arms, or no clicks or no misses).
+    """
+    source = source or settings.reward_source
+    evidence = gather(session, source)
+    clicks = float(evidence.successes.sum())
+    misses = float((evidence.trials - evidence.successes).sum())
+    if len(evidence) < settings.reward_min_arms or clicks <= 0 or misses <= 0:
+        logger.info(
+            "reward model not trained: %d arms with impressions from %s (need %d), "
+            "%d successes, %d misses",
+            len(evidence), source, settings.reward_min_arms, clicks, misses,
+        )
+        return None
+    rng = np.random.default_rng(seed)
+    train_idx, held_idx = holdout_split(evidence.units, settings.reward_holdout, rng)
+    train, held = evidence.subset(train_idx), evidence.subset(held_idx)
+    model = RewardModel(config or config_from_settings(settings)).fit(
+        train.texts, train.briefs, train.successes, train.trials
+    )
+    figures = _figures(model, held)
+    primary = _primary(figures)
+    metrics: dict[str, Any] = {**figures, "primary_metric": primary, "n_eval": len(held)}
+    metrics["embeddings"] = model.embedding_model or "none"
+
+    status = "active"
+    previous, previous_model = _previous(session)
+    if previous is not None:
+        metrics["previous_id"] = previous.id
+        if previous_model is not None:
+            before = _figures(previous_model, held)
+            metrics["previous_metrics"] = before
+            new, old = figures[primary], before[primary]
+            if old is not None and (new is None or new < old):
+                status = "rejected"
+    record = RewardModelRecord(
+        path="",
+        status=status,
+        source=source,
+        n_train=len(train),
+        data_window_start=evidence.window_start,
+        data_window_end=evidence.window_end,
+        metrics=metrics,
+    )
+    session.add(record)
+    session.flush()
+    folder = (settings.var_dir / "reward_models" / str(record.id)).resolve()
+    model.save(folder)
+    record.path = str(folder)
+    if status == "active" and previous is not None:
+        previous.status = "retired"
+    session.flush()
+    logger.info(
+        "reward model %d %s: %s %.4f on %d held-out arms (previous: %s)",
+        record.id, status, primary, figures[primary] if figures[primary] is not None else math.nan,
+        len(held), metrics.get("previous_metrics", {}).get(primary),
+    )
+    return record

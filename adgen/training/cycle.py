@@ -1,0 +1,385 @@
+"""One training cycle for one lineage (base model), recorded in ``training_runs``.
+
+1. Take the trainer lock (PostgreSQL advisory lock / a lock file on SQLite); when another
+   run holds it, record a ``skipped`` run and train nothing.
+2. Train the reward model (the reward engineer's ``train_and_store``) and load the active one.
+3. Check there is something to learn: an active campaign of the lineage, no candidate still
+   before the gate, events since the last successful run's data window, and at least
+   ``min_pairs`` preference pairs. Otherwise the run is ``skipped`` with the reason.
+4. Build the data (live pairs, reward-model-ranked samples, KTO examples, held-out pairs),
+   train a LoRA adapter over the active (parent) version, save only the adapter files.
+5. In one transaction: the ``candidate`` version row, its adapter in
+   ``models_dir/v{id}``, its variants for the lineage's active campaigns (rollout) and
+   the run's ``succeeded`` record. A failure anywhere records the run ``failed`` with its
+   error and re-raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from adgen.brief import Brief
+from adgen.db.campaigns import brief_of
+from adgen.db.engine import transaction
+from adgen.db.models import Campaign, ModelVersion, RewardModelRecord
+from adgen.errors import InsufficientEvidence, ModelError
+from adgen.generator.prompts import build_prompt
+from adgen.generator.sampling import SamplingParams
+from adgen.guardrails import config_from_settings
+from adgen.reward.training import load_active, train_and_store
+from adgen.settings import Settings
+from adgen.training.config import TrainConfig
+from adgen.training.evidence import (
+    campaign_evidence,
+    evidence_window,
+    lineage_campaigns,
+    lineage_of,
+)
+from adgen.training.lock import training_lock
+from adgen.training.online import guarded_reward
+from adgen.training.pairs import (
+    binary_examples,
+    examples_from_pairs,
+    live_pairs,
+    split_heldout,
+)
+from adgen.training.policy import TrainingModels, trainable_policy
+from adgen.training.ranked import sampled_pairs
+from adgen.training.rollout import open_candidates, roll_out
+from adgen.training.runner import TrainingData, fit
+from adgen.training.runs import finish_run, last_succeeded, start_run
+
+logger = logging.getLogger(__name__)
+
+LOCKED = "another training run holds the trainer lock; this one trains nothing"
+
+
+@dataclass
+class CycleResult:
+    """The outcome of one cycle: its run record, and the candidate when one was made."""
+
+    run_id: int
+    status: str
+    base_model: str
+    reason: str | None = None
+    candidate_version_id: int | None = None
+    variant_ids: list[int] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+
+def run_cycle(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    registry: Any,
+    base_name: str | None = None,
+    progress: bool = True,
+    *,
+    models: TrainingModels | None = None,
+    config: TrainConfig | None = None,
+) -> CycleResult:
+    """Run one training cycle for lineage ``base_name`` (default: the English base model).
+
+    ``models`` keeps loaded base models between cycles (the scheduler passes one);
+    ``config`` overrides the training configuration the settings describe.
+    """
+    base = base_name or lineage_of(settings, "en")
+    config = config or TrainConfig.from_settings(settings)
+    start = time.perf_counter()
+    engine: Engine = sessions.kw["bind"]
+    with training_lock(engine, settings.var_dir) as held:
+        if not held:
+            logger.info("training cycle for %s skipped: %s", base, LOCKED)
+            with transaction(sessions) as session:
+                run_id = start_run(session, base, config).id
+                finish_run(session, run_id, "skipped", time.perf_counter() - start, reason=LOCKED)
+            return CycleResult(
+                run_id, "skipped", base, LOCKED, duration_s=time.perf_counter() - start
+            )
+        with transaction(sessions) as session:
+            run_id = start_run(session, base, config).id
+        models = models or TrainingModels(settings)
+        cycle = _Cycle(settings, sessions, registry, base, config, models, run_id, progress, start)
+        return cycle.run()
+
+
+class _Cycle:
+    """The steps of one cycle; ``fields`` and ``metrics`` accumulate the run record."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        registry: Any,
+        base: str,
+        config: TrainConfig,
+        models: TrainingModels,
+        run_id: int,
+        progress: bool,
+        start: float,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.registry = registry
+        self.base = base
+        self.config = config
+        self.models = models
+        self.run_id = run_id
+        self.progress = progress
+        self.start = start
+        self.fields: dict[str, Any] = {}
+        self.metrics: dict[str, Any] = {}
+        self.work_dir = settings.models_dir / f".run{run_id}"
+
+    def run(self) -> CycleResult:
+        """All steps; the run is recorded whatever happens."""
+        try:
+            candidate_id, variant_ids = self._steps()
+        except InsufficientEvidence as exc:
+            return self._close("skipped", reason=str(exc))
+        except Exception as exc:
+            logger.exception("training cycle for %s failed", self.base)
+            self._close("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        result = CycleResult(
+            self.run_id,
+            "succeeded",
+            self.base,
+            candidate_version_id=candidate_id,
+            variant_ids=variant_ids,
+            metrics=self.metrics,
+            duration_s=self._elapsed(),
+        )
+        logger.info(
+            "training cycle for %s: candidate v%d with %d variants in %.1f s",
+            self.base,
+            candidate_id,
+            len(variant_ids),
+            result.duration_s,
+        )
+        return result
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def _close(self, status: str, **outcome: Any) -> CycleResult:
+        duration = self._elapsed()
+        with transaction(self.sessions) as session:
+            finish_run(
+                session,
+                self.run_id,
+                status,
+                duration,
+                metrics=self.metrics,
+                **outcome,
+                **self.fields,
+            )
+        if status == "skipped":
+            logger.info("training cycle for %s skipped: %s", self.base, outcome.get("reason"))
+        return CycleResult(
+            self.run_id,
+            status,
+            self.base,
+            outcome.get("reason"),
+            metrics=self.metrics,
+            duration_s=duration,
+        )
+
+    def _timed(self, stage: str, began: float) -> None:
+        self.metrics[f"{stage}_s"] = round(time.perf_counter() - began, 2)
+
+    # --- the steps -----------------------------------------------------------------------
+    def _steps(self) -> tuple[int, list[int]]:
+        began = time.perf_counter()
+        with transaction(self.sessions) as session:
+            train_and_store(session, self.settings)
+            reward_model = load_active(session)
+            self.fields["reward_model_id"] = session.scalars(
+                select(RewardModelRecord.id)
+                .where(RewardModelRecord.status == "active")
+                .order_by(RewardModelRecord.id.desc())
+            ).first()
+        self._timed("reward_model", began)
+
+        with transaction(self.sessions) as session:  # commits the base version on first use
+            parent = self.registry.active_version(session, self.base)
+            self.fields["parent_version_id"] = parent.id
+        with transaction(self.sessions) as session:
+            briefs, data = self._gather(session)
+        parent_adapter = Path(parent.adapter_path) if parent.adapter_path else None
+        use_rm = reward_model is not None and self.settings.rm_samples > 0
+        if self.config.is_preference and not use_rm:
+            self._check_enough(data)  # before loading any model
+
+        began = time.perf_counter()
+        base_model, tokenizer = self.models.get(self.base)
+        with trainable_policy(base_model, parent_adapter, self.config) as policy:
+            self._timed("load", began)
+            if self.config.is_preference and use_rm:
+                began = time.perf_counter()
+                ranked = sampled_pairs(
+                    policy,
+                    tokenizer,
+                    briefs,
+                    reward_model,
+                    config_from_settings(self.settings),
+                    self.settings.rm_samples,
+                    self.config.seed,
+                    SamplingParams.from_settings(self.settings),
+                    progress=self.progress,
+                )
+                data.pairs.extend(ranked)
+                data.examples.extend(examples_from_pairs(ranked))
+                self._timed("sample", began)
+                self._check_enough(data)
+            reward_fn = None
+            if not self.config.is_preference and reward_model is not None:
+                reward_fn = guarded_reward(
+                    reward_model, [b for _, b in briefs], config_from_settings(self.settings)
+                )
+            self.metrics.update(
+                fit(
+                    policy,
+                    tokenizer,
+                    data,
+                    self.config,
+                    self.work_dir,
+                    reward_fn=reward_fn,
+                    use_cpu=self.models.device == "cpu",
+                    progress=self.progress,
+                )
+            )
+            lora = policy.peft_config["default"]
+            self.fields["hyperparams"] = {
+                **self.config.as_dict(),
+                "lora_r": lora.r,
+                "lora_alpha": lora.lora_alpha,
+                "lora_targets": sorted(lora.target_modules),
+                "lora_from_parent": parent_adapter is not None,
+            }
+        return self._publish(parent, reward_model)
+
+    def _gather(self, session: Session) -> tuple[list[tuple[int, Brief]], TrainingData]:
+        """The active campaigns' briefs and the training data, or InsufficientEvidence."""
+        waiting = open_candidates(session, self.base)
+        if waiting:
+            raise InsufficientEvidence(
+                f"candidate v{waiting[0].id} of {self.base} is still before the gate; "
+                "a new candidate waits for its decision"
+            )
+        campaigns = lineage_campaigns(session, self.settings, self.base)
+        active = [c for c in campaigns if c.status == "active"]
+        if not active:
+            raise InsufficientEvidence(
+                f"no active campaign uses {self.base}: nothing to roll out to"
+            )
+        first, last = evidence_window(session, [c.id for c in campaigns])
+        self.fields.update(data_window_start=first, data_window_end=last)
+        if last is None:
+            raise InsufficientEvidence(f"no events yet for the campaigns of {self.base}")
+        previous = last_succeeded(session, self.base)
+        ended = previous.data_window_end if previous is not None else None
+        if previous is not None and ended is not None and last <= ended:
+            raise InsufficientEvidence(
+                f"no events since the last successful run #{previous.id} "
+                f"(its data window ended {ended.isoformat()})"
+            )
+        evidence = campaign_evidence(session, campaigns)
+        threshold = self.settings.pair_threshold
+        train, heldout = split_heldout(evidence, self.settings.heldout_share, self.config.seed)
+        briefs = [(c.id, brief_of(c)) for c in active]
+        data = TrainingData(
+            pairs=live_pairs(train, threshold),
+            examples=binary_examples(train, threshold),
+            heldout=live_pairs(heldout, threshold),
+            prompts=[build_prompt(b).messages() for _, b in briefs],
+        )
+        self.metrics.update(data.counts())
+        return briefs, data
+
+    def _check_enough(self, data: TrainingData) -> None:
+        self.metrics.update(data.counts())
+        if self.config.is_preference and len(data.pairs) < self.settings.min_pairs:
+            raise InsufficientEvidence(
+                f"too little evidence: {len(data.pairs)} preference pairs "
+                f"(P(better) >= {self.settings.pair_threshold}, plus reward-model pairs), "
+                f"fewer than min_pairs={self.settings.min_pairs}"
+            )
+
+    def _publish(self, parent: ModelVersion, reward_model: Any) -> tuple[int, list[int]]:
+        """The candidate row, its adapter folder, its variants and the run record, at once."""
+        final: Path | None = None
+        began = time.perf_counter()
+        try:
+            with transaction(self.sessions) as session:
+                version = ModelVersion(
+                    base_model=self.base,
+                    parent_id=parent.id,
+                    status="candidate",
+                    data_window_start=self.fields.get("data_window_start"),
+                    data_window_end=self.fields.get("data_window_end"),
+                    hyperparams=self.fields["hyperparams"],
+                    metrics=self.metrics,
+                )
+                session.add(version)
+                session.flush()
+                final = self.settings.models_dir / f"v{version.id}"
+                shutil.rmtree(final, ignore_errors=True)
+                self.work_dir.rename(final)
+                version.adapter_path = str(final)
+                session.flush()
+                campaigns = list(
+                    session.scalars(
+                        select(Campaign)
+                        .where(Campaign.id.in_(self._active_ids(session)))
+                        .order_by(Campaign.id)
+                    )
+                )
+                variant_ids = roll_out(
+                    session,
+                    self.registry,
+                    version,
+                    campaigns,
+                    self.settings.rollout_variants,
+                    self.settings.rollout_best_of,
+                    self.config.seed,
+                    reward_model,
+                )
+                if not variant_ids:
+                    raise ModelError(
+                        f"candidate v{version.id} wrote no variant that passed the guardrails; "
+                        "it is discarded"
+                    )
+                self._timed("rollout", began)
+                self.metrics["rollout_variants"] = len(variant_ids)
+                version.metrics = dict(self.metrics)
+                finish_run(
+                    session,
+                    self.run_id,
+                    "succeeded",
+                    self._elapsed(),
+                    metrics=self.metrics,
+                    candidate_version_id=version.id,
+                    **self.fields,
+                )
+                candidate_id = version.id
+        except Exception:
+            if final is not None:
+                shutil.rmtree(final, ignore_errors=True)
+            raise
+        return candidate_id, variant_ids
+
+    def _active_ids(self, session: Session) -> list[int]:
+        return [
+            c.id for c in lineage_campaigns(session, self.settings, self.base, active_only=True)
+        ]

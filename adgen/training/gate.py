@@ -1,0 +1,77 @@
+"""The promotion gate: does a candidate version beat the incumbent on live evidence?
+
+With P = P(candidate's pooled rate > incumbent's pooled rate) (Beta(1, 1) posteriors,
+events since the candidate was created): promote when P ≥ ``promote_prob``, roll back
+when P ≤ ``rollback_prob``; once the candidate has ``gate_max_impressions`` impressions,
+decide by the posterior means instead of waiting longer; otherwise continue. Every
+evaluation, "continue" included, is recorded in ``gate_decisions`` with its figures.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from adgen.db.models import GateDecision
+from adgen.errors import ConflictError
+from adgen.settings import Settings
+from adgen.training.evidence import Comparison, compare
+from adgen.training.rollout import active_of, get_version, promote, record_decision, rollback
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decides, and why in words."""
+
+    decision: str
+    reason: str
+
+
+def decide(
+    prob: float,
+    candidate_mean: float,
+    incumbent_mean: float,
+    candidate_impressions: int,
+    settings: Settings,
+) -> Verdict:
+    """The gate's rule (pure)."""
+    if prob >= settings.promote_prob:
+        return Verdict("promote", f"P(better) {prob:.4f} >= {settings.promote_prob}")
+    if prob <= settings.rollback_prob:
+        return Verdict("rollback", f"P(better) {prob:.4f} <= {settings.rollback_prob}")
+    if candidate_impressions >= settings.gate_max_impressions:
+        better = candidate_mean > incumbent_mean
+        return Verdict(
+            "promote" if better else "rollback",
+            f"{candidate_impressions} impressions >= {settings.gate_max_impressions}: "
+            f"posterior mean {candidate_mean:.5f} vs {incumbent_mean:.5f}",
+        )
+    return Verdict("continue", f"P(better) {prob:.4f}: not yet decided")
+
+
+def evaluate(session: Session, candidate_id: int, settings: Settings) -> GateDecision:
+    """Evaluate candidate ``candidate_id`` once, apply the verdict, and record it."""
+    candidate = get_version(session, candidate_id, lock=True)
+    if candidate.status != "candidate":
+        raise ConflictError(
+            f"model version {candidate_id} is {candidate.status}, not a candidate: "
+            "the gate only evaluates candidates"
+        )
+    incumbent = active_of(session, candidate.base_model)
+    comparison: Comparison = compare(session, candidate, incumbent)
+    cand_mean, inc_mean = comparison.means()
+    verdict = decide(
+        comparison.prob_better, cand_mean, inc_mean, comparison.candidate.trials, settings
+    )
+    logger.info("gate on v%d: %s (%s)", candidate.id, verdict.decision, verdict.reason)
+    if verdict.decision == "promote":
+        return promote(session, candidate.id, by="gate", reason=verdict.reason)
+    if verdict.decision == "rollback":
+        return rollback(session, candidate.id, by="gate", reason=verdict.reason)
+    return record_decision(
+        session, candidate, incumbent, "continue", "gate", comparison, reason=verdict.reason
+    )

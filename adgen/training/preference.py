@@ -1,0 +1,104 @@
+"""Offline preference updates with TRL: DPO on pairs, KTO on binary examples (LoRA).
+
+``model`` is the ``PeftModel`` from ``policy.trainable_policy``; it is passed without a
+``peft_config``, so TRL trains its ``default`` adapter against a frozen copy of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from adgen.errors import InsufficientEvidence
+from adgen.training.config import TrainConfig
+from adgen.training.pairs import BinaryExample, PreferencePair, dpo_rows, kto_rows
+from adgen.training.trl_run import TrainStats, common_args, run_trainer
+
+logger = logging.getLogger(__name__)
+
+
+def train_dpo(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[PreferencePair],
+    config: TrainConfig,
+    *,
+    use_cpu: bool = True,
+    progress: bool = False,
+) -> TrainStats:
+    """``config.steps`` DPO steps on ``pairs``."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    if not pairs:
+        raise InsufficientEvidence("DPO needs at least one preference pair")
+    dataset = Dataset.from_list(dpo_rows(pairs))
+
+    def build(output_dir: str, callbacks: list[Any]) -> Any:
+        args = DPOConfig(
+            **common_args(config, output_dir, use_cpu=use_cpu, progress=progress),
+            beta=config.beta,
+            max_length=config.max_length,
+            precompute_ref_log_probs=False,
+        )
+        return DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+
+    logger.info("DPO: %d pairs, %d steps of %d", len(pairs), config.steps, config.batch_size)
+    return run_trainer(build)
+
+
+def train_kto(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[BinaryExample],
+    config: TrainConfig,
+    *,
+    use_cpu: bool = True,
+    progress: bool = False,
+) -> TrainStats:
+    """``config.steps`` KTO steps on ``examples`` (both labels must be present)."""
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    desirable = sum(e.desirable for e in examples)
+    if desirable == 0 or desirable == len(examples):
+        raise InsufficientEvidence(
+            f"KTO needs desirable and undesirable examples; got {desirable} desirable "
+            f"of {len(examples)}"
+        )
+    if len(examples) < config.batch_size:
+        raise InsufficientEvidence(
+            f"KTO needs at least batch_size ({config.batch_size}) examples, got {len(examples)}"
+        )
+    dataset = Dataset.from_list(kto_rows(examples, config.seed))
+
+    def build(output_dir: str, callbacks: list[Any]) -> Any:
+        args = KTOConfig(
+            **common_args(config, output_dir, use_cpu=use_cpu, progress=progress),
+            beta=config.beta,
+            max_length=config.max_length,
+            precompute_ref_log_probs=False,
+        )
+        return KTOTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+
+    logger.info(
+        "KTO: %d examples (%d desirable), %d steps of %d",
+        len(examples),
+        desirable,
+        config.steps,
+        config.batch_size,
+    )
+    return run_trainer(build)

@@ -1,0 +1,44 @@
+"""Preference pairs among fresh samples of the current version, ranked by the reward model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm import tqdm
+
+from adgen.brief import Brief
+from adgen.generator.prompts import build_prompt
+from adgen.generator.sampling import SamplingParams, sample_texts
+from adgen.guardrails import GuardrailConfig, check
+from adgen.training.pairs import PreferencePair, ranked_pair
+
+logger = logging.getLogger(__name__)
+
+
+def sampled_pairs(
+    model: Any,
+    tokenizer: Any,
+    campaigns: Sequence[tuple[int, Brief]],
+    reward_model: Any,
+    guard: GuardrailConfig,
+    n: int,
+    seed: int,
+    params: SamplingParams,
+    *,
+    progress: bool = False,
+) -> list[PreferencePair]:
+    """Per campaign, ``n`` samples from ``model``; the best passing one over the worst."""
+    pairs: list[PreferencePair] = []
+    for campaign_id, brief in tqdm(
+        campaigns, desc="reward-model pairs", unit="campaign", disable=not progress
+    ):
+        texts = sample_texts(model, tokenizer, brief, n, seed + campaign_id, params)
+        scores = [float(s) for s in reward_model.score(texts, [brief] * len(texts))]
+        passed = [check(t, brief, [], guard).passed for t in texts]
+        pair = ranked_pair(campaign_id, build_prompt(brief).messages(), texts, scores, passed)
+        if pair is not None:
+            pairs.append(pair)
+    logger.info("%d reward-model pairs from %d campaigns", len(pairs), len(campaigns))
+    return pairs

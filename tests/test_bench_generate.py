@@ -1,0 +1,38 @@
+"""bench/generate.py runs (--quick) and ends with its JSON line (no speed is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_generate_quick() -> None:
+    # The bundled model for both locales, so the run does not depend on what is installed.
+    env = {**os.environ, "ADGEN_BASE_MODEL_ZH": "smollm2-135m-instruct"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "generate.py"), "--quick", "--seed", "3"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) > 1, "a table comes before the JSON line"
+    out = json.loads(lines[-1])
+    assert out["bench"] == "generate" and out["seed"] == 3
+    assert [r["locale"] for r in out["results"]] == ["en", "zh"]
+    for r in out["results"]:
+        assert r["base_model"] == "smollm2-135m-instruct"
+        assert r["variants_per_s"] >= 0 and r["batch_latency_s"] > 0
+        assert r["candidates"] > 0 and 0 <= r["accepted"] <= r["candidates"]
+        assert r["acceptance_rate"] == round(r["accepted"] / r["candidates"], 4)
+        rejected = r["candidates"] - r["accepted"]
+        assert sum(r["rejections"].values()) >= rejected  # every rejection has a reason
+        for reason, share in r["guardrail_acceptance"].items():
+            assert share == round(1 - r["rejections"].get(reason, 0) / r["candidates"], 4)
+        if r["accepted"]:
+            # accepted text passed the script guardrail of its locale
+            assert r["cjk_share"] >= 0.6 if r["locale"] == "zh" else r["cjk_share"] <= 0.1

@@ -1,0 +1,25 @@
+"""bench/ingest.py runs end to end (--quick) and reports its figures as BENCH.md asks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_ingest_quick_reports_one_json_line() -> None:
+    run = subprocess.run(
+        [sys.executable, "bench/ingest.py", "--quick", "--seed", "3"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    report = json.loads(lines[-1])
+    assert report["bench"] == "ingest" and report["events"] == 20_000 and report["seed"] == 3
+    for key in ("full_path_eps", "naive_eps", "copy_eps"):
+        assert report[key] > 0, key
+    assert abs(report["ratio_to_copy"] - report["full_path_eps"] / report["copy_eps"]) < 1e-3
+    assert "raw COPY" in run.stdout and "full path" in run.stdout  # the table came first

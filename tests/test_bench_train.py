@@ -1,0 +1,36 @@
+"""bench/train.py --quick runs and reports as BENCH.md says (no speed is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # loads the real model and trains
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("dpo_step_s", "kto_step_s", "rl_step_s", "cycle_s", "peak_rss_mb", "adapter_mb")
+
+
+def test_bench_train_quick_prints_a_table_then_one_json_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/train.py", "--quick", "--seed", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["bench"] == "train" and result["quick"] is True and result["seed"] == 1
+    assert all(result[k] > 0 for k in KEYS), result
+    # 7 winners x 7 losers, every one a clear preference; one KTO example per variant
+    assert (result["pairs"], result["kto_examples"], result["steps"]) == (49, 14, 2)
+    assert result["adapter_mb"] < 5  # LoRA r=8 on q_proj,v_proj: about 1.9 MB
+    assert result["cycle_heldout_margin_before"] is not None
+    assert "training speed" in proc.stdout and "one full training cycle" in proc.stdout

@@ -1,0 +1,240 @@
+"""The promotion gate, promotion and rollback on seeded live evidence (real PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import seed_evidence as seed
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from adgen.allocator import Allocator
+from adgen.api import create_app
+from adgen.cli.main import app as cli
+from adgen.db.models import GateDecision, ModelVersion, Variant
+from adgen.errors import ConflictError, NotFoundError
+from adgen.settings import Settings, get_settings
+from adgen.training.gate import decide, evaluate
+from adgen.training.rollout import promote, rollback
+
+BASE = "smollm2-135m-instruct"
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+def _lineage(
+    sessions: sessionmaker[Session],
+    incumbent: tuple[int, int],
+    candidate: tuple[int, int],
+    *,
+    old_incumbent: tuple[int, int] | None = None,
+) -> tuple[int, int, int, list[int], list[int]]:
+    """Campaign, active base version v_a, candidate v_c, and their variants with evidence
+    since the candidate was created: (impressions, clicks) pooled per side."""
+    with sessions.begin() as session:
+        cid = seed.campaign(session)
+        base = seed.version(session, BASE, "active")
+        base_ids = seed.arms(session, cid, [("Acme running shoes", 0, 0)] * 2, version_id=base.id)
+        cand = seed.version(session, BASE, "candidate", parent_id=base.id)
+        cand_ids = seed.arms(
+            session,
+            cid,
+            [("Save 30% on Acme", 0, 0), ("Acme: order now", 0, 0)],
+            version_id=cand.id,
+        )
+        created = cand.created_at
+    with sessions.begin() as session:
+        if old_incumbent is not None:  # before the candidate existed: must not count
+            seed.log(session, cid, base_ids[0], *old_incumbent, at=created - timedelta(days=1))
+        after = created + timedelta(seconds=1)
+        for ids, (n, s) in ((base_ids, incumbent), (cand_ids, candidate)):
+            seed.log(session, cid, ids[0], n - n // 2, s - s // 2, at=after)
+            seed.log(session, cid, ids[1], n // 2, s // 2, at=after)
+    return cid, base.id, cand.id, base_ids, cand_ids
+
+
+def _decisions(session: Session) -> list[GateDecision]:
+    return list(session.scalars(sa.select(GateDecision).order_by(GateDecision.id)))
+
+
+def test_gate_promotes_a_winner_on_evidence_since_it_started(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    _, base_id, cand_id, base_variants, _ = _lineage(
+        pg_sessions, incumbent=(2000, 40), candidate=(500, 30), old_incumbent=(1000, 300)
+    )
+    settings = Settings()
+    with pg_sessions.begin() as session:
+        decision = evaluate(session, cand_id, settings)
+    assert decision.decision == "promote" and decision.decided_by == "gate"
+    # only events since the candidate started: the incumbent's old 30% does not count
+    assert (decision.candidate_impressions, decision.candidate_successes) == (500, 30)
+    assert (decision.incumbent_impressions, decision.incumbent_successes) == (2000, 40)
+    assert decision.prob_better is not None and decision.prob_better >= 0.95
+    assert decision.incumbent_version_id == base_id
+    assert decision.details["basis"] == "incumbent" and "P(better)" in decision.details["reason"]
+    with pg_sessions() as session:
+        assert session.get_one(ModelVersion, cand_id).status == "active"
+        assert session.get_one(ModelVersion, cand_id).promoted_at is not None
+        assert session.get_one(ModelVersion, base_id).status == "retired"
+        statuses = session.scalars(sa.select(Variant.status).where(Variant.id.in_(base_variants)))
+        assert set(statuses) == {"active"}  # the retired version's variants keep competing
+
+
+def test_gate_rolls_back_a_loser_and_continues_while_unsure(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    settings = Settings()
+    _, base_id, loser, _, loser_variants = _lineage(
+        pg_sessions, incumbent=(2000, 60), candidate=(500, 2)
+    )
+    with pg_sessions.begin() as session:
+        decision = evaluate(session, loser, settings)
+    assert decision.decision == "rollback" and decision.prob_better is not None
+    assert decision.prob_better <= 0.05
+    assert decision.details["paused_variants"] == 2
+    with pg_sessions() as session:
+        assert session.get_one(ModelVersion, loser).status == "rolled_back"
+        assert session.get_one(ModelVersion, base_id).status == "active"
+        statuses = session.scalars(sa.select(Variant.status).where(Variant.id.in_(loser_variants)))
+        assert set(statuses) == {"paused"}
+
+    _, _, unsure, _, _ = _lineage(pg_sessions, incumbent=(60, 2), candidate=(50, 2))
+    with pg_sessions.begin() as session:
+        decision = evaluate(session, unsure, settings)
+    assert decision.decision == "continue"
+    assert (decision.candidate_impressions, decision.incumbent_impressions) == (50, 60)
+    assert 0.05 < (decision.prob_better or 0) < 0.95
+    with pg_sessions() as session:
+        assert session.get_one(ModelVersion, unsure).status == "candidate"
+        assert [d.decision for d in _decisions(session)] == ["rollback", "continue"]
+        with pytest.raises(ConflictError, match="not a candidate"):
+            evaluate(session, loser, settings)
+
+
+def test_gate_decides_by_posterior_mean_at_the_maximum_sample_size() -> None:
+    settings = Settings(gate_max_impressions=400)
+    assert decide(0.6, 0.024, 0.022, 500, settings).decision == "promote"
+    assert decide(0.4, 0.020, 0.022, 500, settings).decision == "rollback"
+    assert decide(0.6, 0.024, 0.022, 399, settings).decision == "continue"
+    assert decide(0.96, 0.03, 0.02, 10, settings).decision == "promote"
+    assert decide(0.04, 0.01, 0.02, 10, settings).decision == "rollback"
+
+
+def test_manual_rollback_pauses_the_variants_the_allocator_stops_serving_them(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    with pg_sessions.begin() as session:
+        cid = seed.campaign(session)
+        base = seed.version(session, BASE, "retired")
+        seed.arms(session, cid, [("Acme running shoes", 1000, 20)], version_id=base.id)
+        v2 = seed.version(session, BASE, "active", parent_id=base.id)
+        v2_ids = seed.arms(
+            session,
+            cid,
+            [("Save 30% on Acme", 1000, 90), ("Acme: order now", 1000, 80)],
+            version_id=v2.id,
+        )
+    allocator = Allocator(pg_sessions, Settings(), np.random.default_rng(0))
+    assert allocator.refresh()
+    served = Counter(allocator.allocate(cid).variant_id for _ in range(200))
+    assert sum(served[v] for v in v2_ids) > 100  # the winners get most traffic
+
+    with pg_sessions.begin() as session:
+        decision = rollback(session, v2.id)
+    assert (decision.decision, decision.decided_by) == ("rollback", "operator")
+    assert decision.incumbent_version_id == base.id
+    assert decision.details["paused_variants"] == 2
+    with pg_sessions() as session:
+        assert session.get_one(ModelVersion, v2.id).status == "rolled_back"
+        assert session.get_one(ModelVersion, base.id).status == "active"  # parent is back
+        statuses = session.scalars(sa.select(Variant.status).where(Variant.id.in_(v2_ids)))
+        assert set(statuses) == {"paused"}
+
+    assert allocator.refresh()
+    served = Counter(allocator.allocate(cid).variant_id for _ in range(300))
+    assert not set(served) & set(v2_ids) and sum(served.values()) == 300
+
+    with pg_sessions.begin() as session:
+        with pytest.raises(ConflictError, match="already rolled back"):
+            rollback(session, v2.id)
+        with pytest.raises(ConflictError, match="only a candidate or a retired"):
+            promote(session, v2.id)
+        with pytest.raises(ConflictError, match="no ancestor"):
+            rollback(session, base.id)
+        with pytest.raises(NotFoundError):
+            promote(session, 999_999)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, rng=np.random.default_rng(1))) as c:
+        yield c
+
+
+def test_models_api_lists_promotes_and_rolls_back(
+    client: TestClient, pg_sessions: sessionmaker[Session]
+) -> None:
+    _, base_id, cand_id, _, cand_variants = _lineage(
+        pg_sessions, incumbent=(100, 2), candidate=(100, 3)
+    )
+    assert client.post(f"/v1/models/{cand_id}/promote").status_code == 401
+    r = client.post(f"/v1/models/{cand_id}/promote", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["decision"] == "promote" and body["decided_by"] == "operator"
+    assert (body["candidate_impressions"], body["candidate_successes"]) == (100, 3)
+
+    r = client.post(f"/v1/models/{cand_id}/rollback", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["incumbent_version_id"] == base_id
+    assert client.post(f"/v1/models/{cand_id}/rollback", headers=ADMIN).status_code == 409
+    assert client.post("/v1/models/424242/promote", headers=ADMIN).status_code == 404
+
+    listed = {m["id"]: m for m in client.get("/v1/models").json()}
+    assert listed[cand_id]["status"] == "rolled_back" and listed[base_id]["status"] == "active"
+    assert listed[cand_id]["variants"] == len(cand_variants)
+    assert listed[cand_id]["active_variants"] == 0
+    assert listed[cand_id]["impressions"] == 100 and listed[cand_id]["rate"] == pytest.approx(0.03)
+
+
+def test_models_cli_lists_promotes_and_rolls_back(
+    pg_url: str, pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, base_id, cand_id, _, _ = _lineage(pg_sessions, incumbent=(100, 2), candidate=(100, 3))
+    monkeypatch.setenv("ADGEN_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        result = runner.invoke(cli, ["models", "promote", str(cand_id)])
+        assert result.exit_code == 0, result.output
+        assert f"v{cand_id} promoted" in result.output
+        result = runner.invoke(cli, ["models", "rollback", str(cand_id)])
+        assert result.exit_code == 0, result.output
+        assert "2 variants paused" in result.output and f"active now: v{base_id}" in result.output
+        result = runner.invoke(cli, ["models", "list"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "rolled_back" in result.output and "retired" not in result.output
+    finally:
+        get_settings.cache_clear()
+    with pg_sessions() as session:
+        bys = [(d.decision, d.decided_by) for d in _decisions(session)]
+    assert bys == [("promote", "operator"), ("rollback", "operator")]
+
+
+def test_operator_decisions_are_recorded_even_without_live_evidence(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    with pg_sessions.begin() as session:
+        base = seed.version(session, BASE, "active")
+        cand = seed.version(session, BASE, "candidate", parent_id=base.id)
+    with pg_sessions.begin() as session:
+        decision = promote(session, cand.id)
+    assert decision.candidate_impressions == 0 and decision.prob_better == pytest.approx(0.5)
+    assert decision.details["campaigns"] == []
+    assert datetime.fromisoformat(decision.details["since"]) <= datetime.now(UTC)

@@ -1,0 +1,276 @@
+"""Training cycles on logged evidence: real PostgreSQL, the real bundled SmolLM2, few steps."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import seed_evidence as seed
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from adgen.cli.main import app as cli
+from adgen.db.models import ModelVersion, TrainingRun, Variant
+from adgen.errors import ModelError
+from adgen.model.versions import ModelRegistry
+from adgen.settings import Settings, get_settings
+from adgen.training.cycle import LOCKED, CycleResult, run_cycle
+from adgen.training.evidence import campaign_evidence, lineage_campaigns
+from adgen.training.logprobs import pair_margins
+from adgen.training.pairs import live_pairs, split_heldout
+from adgen.training.policy import ADAPTER_FILES, TrainingModels
+from adgen.training.rollout import promote
+
+pytestmark = pytest.mark.slow  # loads the real model and trains
+
+BASE = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="module")
+def models() -> TrainingModels:
+    """The bundled base model for training, loaded once for the whole module."""
+    return TrainingModels(Settings())
+
+
+@pytest.fixture
+def registry(train_settings: Settings) -> Iterator[ModelRegistry]:
+    """The generator's registry (version ids restart with each test database)."""
+    yield ModelRegistry(train_settings)
+
+
+@pytest.fixture
+def train_settings(pg_url: str, tmp_path: Path) -> Settings:
+    """Few steps, short sequences, small rollouts: a cycle in tens of seconds on a CPU."""
+    return Settings(
+        database_url=pg_url,
+        var_dir=tmp_path / "var",
+        train_steps=8,
+        train_batch_size=4,
+        max_length=96,
+        heldout_share=0.3,
+        min_pairs=8,
+        rm_samples=4,
+        reward_min_arms=10,
+        reward_embeddings="none",
+        rollout_variants=2,
+        rollout_best_of=3,
+        gen_max_new_tokens=24,
+    )
+
+
+def _seed_winners_and_losers(sessions: sessionmaker[Session]) -> int:
+    """A campaign where texts with a number or a call to action clearly win (10% vs 2%)."""
+    with sessions.begin() as session:
+        cid = seed.campaign(session)
+        seed.arms(
+            session,
+            cid,
+            [(t, 400, 40) for t in seed.WINNERS] + [(t, 400, 8) for t in seed.LOSERS],
+        )
+    return cid
+
+
+def _runs(session: Session) -> list[TrainingRun]:
+    return list(session.scalars(sa.select(TrainingRun).order_by(TrainingRun.id)))
+
+
+def _heldout_margins(
+    sessions: sessionmaker[Session], settings: Settings, models: TrainingModels, adapter: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out margins recomputed here: base model, then base + the saved adapter."""
+    from peft import PeftModel
+
+    with sessions() as session:
+        evidence = campaign_evidence(session, lineage_campaigns(session, settings, BASE))
+    _, heldout = split_heldout(evidence, settings.heldout_share, settings.train_seed)
+    pairs = live_pairs(heldout, settings.pair_threshold)
+    base, tokenizer = models.get(BASE)
+    before = pair_margins(base, tokenizer, pairs, max_length=settings.max_length)
+    tuned = PeftModel.from_pretrained(base, str(adapter))
+    try:
+        after = pair_margins(tuned, tokenizer, pairs, max_length=settings.max_length)
+    finally:
+        tuned.unload()
+    return before, after
+
+
+def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alone(
+    pg_sessions: sessionmaker[Session],
+    train_settings: Settings,
+    registry: ModelRegistry,
+    models: TrainingModels,
+) -> None:
+    cid = _seed_winners_and_losers(pg_sessions)
+    results: list[CycleResult] = []
+    start = threading.Barrier(2)
+
+    def cycle() -> None:
+        start.wait()
+        results.append(
+            run_cycle(train_settings, pg_sessions, registry, progress=False, models=models)
+        )
+
+    threads = [threading.Thread(target=cycle) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # two concurrent runs on one database: one trains, the other is skipped and says why
+    assert sorted(r.status for r in results) == ["skipped", "succeeded"]
+    skipped = next(r for r in results if r.status == "skipped")
+    done = next(r for r in results if r.status == "succeeded")
+    assert skipped.reason == LOCKED and skipped.candidate_version_id is None
+
+    m = done.metrics
+    assert m["pairs_live"] >= 8 and m["heldout_pairs"] >= 2 and m["steps"] == 8
+    assert m["heldout_margin_after"] > m["heldout_margin_before"]
+    assert m["train_loss"] is not None and m["reward_margin_final"] > 0
+    assert 0 < m["adapter_mb"] < 5
+
+    with pg_sessions() as session:
+        candidate = session.get_one(ModelVersion, done.candidate_version_id)
+        runs = _runs(session)
+        served = list(
+            session.scalars(
+                sa.select(Variant).where(
+                    Variant.model_version_id == candidate.id, Variant.status == "active"
+                )
+            )
+        )
+    assert candidate.status == "candidate" and candidate.base_model == BASE
+    assert candidate.parent_id is not None and candidate.data_window_end is not None
+    assert candidate.hyperparams["trainer"] == "dpo" and candidate.hyperparams["lora_r"] == 8
+    assert candidate.hyperparams["learning_rate"] == train_settings.learning_rate
+    assert candidate.metrics["heldout_margin_after"] == m["heldout_margin_after"]
+    adapter = Path(candidate.adapter_path or "")
+    assert adapter == train_settings.models_dir / f"v{candidate.id}"
+    assert sorted(p.name for p in adapter.iterdir()) == sorted(ADAPTER_FILES)
+    assert [p.name for p in train_settings.models_dir.iterdir()] == [adapter.name]
+
+    # the rollout: the candidate's variants compete in the campaign
+    assert {v.id for v in served} == set(done.variant_ids)
+    assert 1 <= len(served) <= train_settings.rollout_variants
+    assert all(v.campaign_id == cid and v.guardrail_report["passed"] for v in served)
+
+    # the run record is complete
+    by_status = {r.status: r for r in runs}
+    run = by_status["succeeded"]
+    assert (run.id, run.candidate_version_id, run.parent_version_id) == (
+        done.run_id,
+        candidate.id,
+        candidate.parent_id,
+    )
+    assert run.finished_at is not None and run.duration_s is not None and run.duration_s > 0
+    assert run.data_window_start is not None and run.data_window_end is not None
+    assert run.metrics["heldout_accuracy_after"] is not None and run.error is None
+    assert by_status["skipped"].reason == LOCKED
+
+    # the saved adapter, loaded afresh, raises the held-out margin over the base model
+    before, after = _heldout_margins(pg_sessions, train_settings, models, adapter)
+    assert after.mean() > before.mean()
+    assert after.mean() == pytest.approx(m["heldout_margin_after"], abs=1e-2)
+
+    # once decided, a run with no new evidence trains nothing and says why
+    with pg_sessions.begin() as session:
+        promote(session, candidate.id)
+    again = run_cycle(train_settings, pg_sessions, registry, progress=False, models=models)
+    assert again.status == "skipped" and again.candidate_version_id is None
+    assert (
+        again.reason is not None
+        and f"no events since the last successful run #{run.id}" in again.reason
+    )
+    with pg_sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(ModelVersion)) == 2
+
+
+def test_kto_cycle_raises_the_held_out_margin(
+    pg_sessions: sessionmaker[Session],
+    train_settings: Settings,
+    registry: ModelRegistry,
+    models: TrainingModels,
+) -> None:
+    _seed_winners_and_losers(pg_sessions)
+    settings = train_settings.model_copy(
+        update={"trainer": "kto", "train_steps": 5, "rm_samples": 0, "rollout_best_of": 2}
+    )
+    result = run_cycle(settings, pg_sessions, registry, progress=False, models=models)
+    assert result.status == "succeeded", result.reason
+    m = result.metrics
+    assert m["kto_examples"] >= 4 and 0 < m["kto_desirable"] < m["kto_examples"]
+    assert m["heldout_margin_after"] > m["heldout_margin_before"]
+    with pg_sessions() as session:
+        candidate = session.get_one(ModelVersion, result.candidate_version_id)
+        run = _runs(session)[0]
+    assert candidate.hyperparams["trainer"] == "kto" and run.trainer == "kto"
+    assert sorted(p.name for p in Path(candidate.adapter_path or "").iterdir()) == sorted(
+        ADAPTER_FILES
+    )
+
+
+def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(
+    pg_sessions: sessionmaker[Session],
+    train_settings: Settings,
+    registry: ModelRegistry,
+    models: TrainingModels,
+) -> None:
+    settings = train_settings.model_copy(update={"rm_samples": 0})
+    with pg_sessions.begin() as session:
+        cid = seed.campaign(session)
+        seed.arms(session, cid, [("Acme running shoes", 0, 0)])
+    result = run_cycle(settings, pg_sessions, registry, progress=False, models=models)
+    assert result.status == "skipped" and result.reason is not None
+    assert "no events yet" in result.reason
+
+    with pg_sessions.begin() as session:  # evidence, but no text clearly better than another
+        seed.arms(session, cid, [("Acme shoes for runners", 300, 9), ("Run in Acme", 300, 10)])
+    result = run_cycle(settings, pg_sessions, registry, progress=False, models=models)
+    assert result.status == "skipped" and result.reason is not None
+    assert "too little evidence: 0 preference pairs" in result.reason
+    assert "fewer than min_pairs=8" in result.reason
+
+    # the active version's adapter has gone missing: the run fails, is recorded, re-raises
+    _seed_winners_and_losers(pg_sessions)
+    with pg_sessions.begin() as session:
+        base = registry.ensure_base_version(session, BASE)
+        broken = seed.version(session, BASE, "candidate", parent_id=base.id)
+        broken.adapter_path = str(settings.models_dir / "gone")
+    with pg_sessions.begin() as session:
+        promote(session, broken.id)
+    with pytest.raises(ModelError, match="adapter_config.json"):
+        run_cycle(settings, pg_sessions, registry, progress=False, models=models)
+    with pg_sessions() as session:
+        runs = _runs(session)
+        versions = session.scalar(sa.select(sa.func.count()).select_from(ModelVersion))
+    assert [r.status for r in runs] == ["skipped", "skipped", "failed"]
+    assert runs[-1].error is not None and "adapter_config.json" in runs[-1].error
+    assert runs[-1].finished_at is not None and runs[-1].parent_version_id == broken.id
+    assert versions == 2  # nothing trained: no candidate
+    assert not settings.models_dir.exists() or not any(settings.models_dir.iterdir())
+
+
+def test_train_once_cli_runs_a_cycle_per_lineage_and_says_why_it_skipped(
+    pg_url: str,
+    pg_sessions: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pg_sessions.begin() as session:
+        cid = seed.campaign(session)
+        seed.arms(session, cid, [("Acme running shoes", 0, 0)])
+    monkeypatch.setenv("ADGEN_DATABASE_URL", pg_url)
+    monkeypatch.setenv("ADGEN_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["train", "--once"], env={"COLUMNS": "200"})
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert f"training cycle: {BASE}" in result.output
+    assert "skipped" in result.output and "no events yet" in result.output
+    with pg_sessions() as session:
+        assert [(r.status, r.base_model) for r in _runs(session)] == [("skipped", BASE)]

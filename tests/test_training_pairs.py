@@ -1,0 +1,134 @@
+"""Preference data and training configuration (pure core: no database, no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from adgen.settings import Settings
+from adgen.training.config import TrainConfig
+from adgen.training.pairs import (
+    ArmOutcome,
+    CampaignEvidence,
+    binary_examples,
+    dpo_rows,
+    examples_from_pairs,
+    kto_rows,
+    live_pairs,
+    ranked_pair,
+    split_heldout,
+)
+
+PROMPT = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+
+
+def _campaign(*arms: tuple[int, str, int, int], cid: int = 1) -> CampaignEvidence:
+    return CampaignEvidence(cid, PROMPT, tuple(ArmOutcome(*a) for a in arms))
+
+
+def test_live_pairs_need_the_posterior_probability_threshold() -> None:
+    evidence = [
+        _campaign(
+            (1, "Save 30% now", 80, 1000),  # clearly better than 2
+            (2, "Shoes", 20, 1000),
+            (3, "Shoes too", 22, 1000),  # indistinguishable from 2
+            (4, "unseen", 0, 0),  # no evidence: never paired
+        )
+    ]
+    pairs = live_pairs(evidence, 0.9)
+    assert {(p.chosen, p.rejected) for p in pairs} == {
+        ("Save 30% now", "Shoes"),
+        ("Save 30% now", "Shoes too"),
+    }
+    assert all(p.strength >= 0.9 and p.source == "live" and p.prompt == PROMPT for p in pairs)
+
+
+def test_live_pairs_stay_within_a_campaign() -> None:
+    evidence = [_campaign((1, "good", 90, 1000), cid=1), _campaign((2, "bad", 10, 1000), cid=2)]
+    assert live_pairs(evidence, 0.9) == []
+
+
+def test_binary_examples_compare_each_variant_with_the_rest_pooled() -> None:
+    evidence = [
+        _campaign(
+            (1, "winner", 90, 1000),
+            (2, "loser", 10, 1000),
+            (3, "middle", 50, 1000),
+        )
+    ]
+    labels = {e.completion: e.desirable for e in binary_examples(evidence, 0.9)}
+    assert labels == {"winner": True, "loser": False}  # "middle" matches the rest: no example
+
+
+def test_ranked_pair_prefers_the_best_passing_sample_over_the_worst() -> None:
+    pair = ranked_pair(
+        7, PROMPT, ["best but unsafe", "good", "bad"], [0.9, 0.6, 0.1], [False, True, True]
+    )
+    assert pair is not None
+    assert (pair.chosen, pair.rejected, pair.source) == ("good", "bad", "reward_model")
+    assert pair.strength == pytest.approx(0.5)
+    assert ranked_pair(7, PROMPT, ["a", "b"], [0.5, 0.5], [True, True]) is None  # no gap
+    assert ranked_pair(7, PROMPT, ["a", "b"], [0.5, 0.1], [False, False]) is None  # none passed
+    with pytest.raises(ValueError, match="same length"):
+        ranked_pair(7, PROMPT, ["a"], [0.5, 0.1], [True])
+
+
+def test_heldout_split_is_by_variant_stratified_and_disjoint() -> None:
+    arms = [(i, f"text {i}", 10 * i, 1000) for i in range(1, 11)]
+    train, heldout = split_heldout([_campaign(*arms)], 0.25, seed=3)
+    train_ids = {a.variant_id for a in train[0].arms}
+    held_ids = {a.variant_id for a in heldout[0].arms}
+    assert train_ids.isdisjoint(held_ids) and train_ids | held_ids == set(range(1, 11))
+    assert 2 <= len(held_ids) <= 3
+    ranks = sorted(held_ids)
+    assert ranks[0] <= 4 and ranks[-1] >= 7  # both ends of the ranking are held out
+    # held-out pairs only compare held-out texts
+    texts = {a.text for a in heldout[0].arms}
+    assert all(p.chosen in texts and p.rejected in texts for p in live_pairs(heldout, 0.9))
+    # small campaigns stay in training
+    train, heldout = split_heldout([_campaign(*arms[:3])], 0.25, seed=3)
+    assert heldout == [] and len(train[0].arms) == 3
+
+
+def test_rows_have_the_trl_conversational_shape() -> None:
+    pair = ranked_pair(1, PROMPT, ["a", "b"], [1.0, 0.0], [True, True])
+    assert pair is not None
+    assert dpo_rows([pair]) == [
+        {
+            "prompt": PROMPT,
+            "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": "b"}],
+        }
+    ]
+    rows = kto_rows(examples_from_pairs([pair] * 4), seed=0)
+    assert sorted(r["label"] for r in rows) == [False] * 4 + [True] * 4
+    assert [r["label"] for r in rows] != [True, False] * 4  # shuffled
+
+
+@pytest.mark.parametrize(
+    ("arm", "message"),
+    [((1, "x", 5, 3), "successes <= trials"), ((1, "x", -1, 3), "successes <= trials")],
+)
+def test_bad_outcomes_are_refused(arm: tuple[int, str, int, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ArmOutcome(*arm)
+
+
+def test_bad_thresholds_and_shares_are_refused() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        live_pairs([], 0.4)
+    with pytest.raises(ValueError, match="share"):
+        split_heldout([], 1.0, seed=0)
+
+
+def test_train_config_from_settings_and_validation() -> None:
+    config = TrainConfig.from_settings(Settings(learning_rate=1e-3, lora_targets=["q_proj"]))
+    assert (config.trainer, config.learning_rate, config.lora_targets) == ("dpo", 1e-3, ("q_proj",))
+    assert config.as_dict()["lora_targets"] == ["q_proj"]
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(ValueError, match="multiple of num_generations"):
+        TrainConfig(trainer="grpo", batch_size=6, num_generations=4)
+    with pytest.raises(ValueError, match="trainer must be one of"):
+        TrainConfig(trainer="ppo")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lora_targets is empty"):
+        TrainConfig(lora_targets=())
