@@ -41,20 +41,58 @@ DEFAULT_AUDIENCE = AUDIENCES_DIR / "default.json"
 #: English ones on word boundaries).
 CTA_PHRASES: dict[str, tuple[str, ...]] = {
     "en": (
-        "buy now", "shop", "try", "order", "get yours", "get it", "sign up", "join",
-        "discover", "learn more", "grab", "book now", "start", "download", "claim",
-        "don't miss", "save now",
+        "buy now",
+        "shop",
+        "try",
+        "order",
+        "get yours",
+        "get it",
+        "sign up",
+        "join",
+        "discover",
+        "learn more",
+        "grab",
+        "book now",
+        "start",
+        "download",
+        "claim",
+        "don't miss",
+        "save now",
     ),
-    "zh": ("立即", "马上", "抢购", "快来", "点击", "下单", "立刻", "赶快", "速来", "来试试", "购买"),
+    "zh": (
+        "立即",
+        "马上",
+        "抢购",
+        "快来",
+        "点击",
+        "下单",
+        "立刻",
+        "赶快",
+        "速来",
+        "来试试",
+        "购买",
+    ),
 }
 
 _FEATURE_KEYS = (
-    "has_number", "has_question", "has_exclamation", "call_to_action", "mentions_brand", "emoji",
+    "has_number",
+    "has_question",
+    "has_exclamation",
+    "call_to_action",
+    "mentions_brand",
+    "emoji",
 )
-_KNOWN_KEYS = {"base_ctr", "noise_std", "seed", "length", "contains", "conversion_rate",
-               *_FEATURE_KEYS}
+_KNOWN_KEYS = {
+    "base_ctr",
+    "noise_std",
+    "seed",
+    "length",
+    "contains",
+    "conversion_rate",
+    *_FEATURE_KEYS,
+}
 _EMOJI = re.compile(
-    "[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F1E6-\U0001F1FF\U00002B50\U00002705]"
+    "[\U0001f300-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff\U00002b50\U00002705]"
 )
 _DIGIT = re.compile(r"[0-9０-９]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -95,7 +133,8 @@ class Audience:
         unknown = sorted(set(spec) - _KNOWN_KEYS)
         if unknown:
             raise AudienceError(
-                f"unknown audience key {unknown[0]!r}; allowed keys: {', '.join(sorted(_KNOWN_KEYS))}"
+                f"unknown audience key {unknown[0]!r}; "
+                f"allowed keys: {', '.join(sorted(_KNOWN_KEYS))}"
             )
         if "base_ctr" not in spec:
             raise AudienceError("audience key 'base_ctr' is required (e.g. 0.03)")
@@ -120,7 +159,9 @@ class Audience:
             raise AudienceError("audience key 'contains' must be an object {substring: weight}")
         for phrase in contains:
             if not isinstance(phrase, str) or not phrase.strip():
-                raise AudienceError(f"audience key 'contains' has an empty or non-text key {phrase!r}")
+                raise AudienceError(
+                    f"audience key 'contains' has an empty or non-text key {phrase!r}"
+                )
         return cls(
             base_ctr=base_ctr,
             noise_std=noise_std,
@@ -149,12 +190,16 @@ class Audience:
             raise AudienceError(f"audience key 'length.target' must be > 0, got {target}")
         return target, _number("length.weight", spec.get("weight", 1.0))
 
-    def features(self, text: str, brand: str | None = None, locale: str | None = None) -> dict[str, float]:
+    def features(
+        self, text: str, brand: str | None = None, locale: str | None = None
+    ) -> dict[str, float]:
         """The named features of ``text`` (1.0 / 0.0, length as its penalty term)."""
         locale = locale or ("zh" if _CJK.search(text) else "en")
         lowered = text.lower()
-        cta = bool(_EN_CTA.search(text)) if locale == "en" else any(
-            p in text for p in CTA_PHRASES.get(locale, ())
+        cta = (
+            bool(_EN_CTA.search(text))
+            if locale == "en"
+            else any(p in text for p in CTA_PHRASES.get(locale, ()))
         )
         feats = {
             "has_number": float(bool(_DIGIT.search(text))),

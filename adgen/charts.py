@@ -17,7 +17,9 @@ def plot_rounds(rounds: Sequence[RoundReport], path: Path, title: str) -> Path:
 
     x = [r.round for r in rounds]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
-    top.plot(x, [r.generated_true_ctr for r in rounds], "o-", label="true CTR of serving version's texts")
+    top.plot(
+        x, [r.generated_true_ctr for r in rounds], "o-", label="true CTR of serving version's texts"
+    )
     top.plot(x, [r.served_ctr for r in rounds], "s-", label="CTR the traffic achieved")
     cand = [(r.round, r.candidate_true_ctr) for r in rounds if r.candidate_true_ctr is not None]
     if cand:

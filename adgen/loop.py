@@ -122,10 +122,15 @@ class ClosedLoop:
         self.allocator = Allocator(self.sessions, settings, np.random.default_rng(self.config.seed))
         self.producer = EventProducer(settings.kafka_bootstrap, settings.events_topic)
         self.consumer = IngestConsumer(settings, self.sessions)
-        self._ingest_thread = threading.Thread(target=self._ingest, name="adgen-ingest", daemon=True)
+        self._ingest_thread = threading.Thread(
+            target=self._ingest, name="adgen-ingest", daemon=True
+        )
         self._ingest_thread.start()
         self.simulator = TrafficSimulator(
-            self.sessions, self.allocator, self.producer, self.audience,
+            self.sessions,
+            self.allocator,
+            self.producer,
+            self.audience,
             np.random.default_rng(self.config.seed + 1),
         )
         self.job = TrainingJob(settings, self.sessions, self.registry)
@@ -163,7 +168,10 @@ class ClosedLoop:
                     session, self.registry.base_name_for_locale(brief.locale)
                 )
                 generate_for_campaign(
-                    session, self.registry, campaign, self.config.variants_per_campaign,
+                    session,
+                    self.registry,
+                    campaign,
+                    self.config.variants_per_campaign,
                     rng_seed=self.config.seed + len(self.campaign_ids),
                 )
                 self.campaign_ids.append(campaign.id)
@@ -216,9 +224,12 @@ class ClosedLoop:
     def _serving(self) -> dict[str, int]:
         """The active version of each lineage that has campaigns here."""
         with self.sessions() as s:
-            locales = {loc for (loc,) in s.execute(
-                select(Campaign.locale).where(Campaign.id.in_(self.campaign_ids)).distinct()
-            )}
+            locales = {
+                loc
+                for (loc,) in s.execute(
+                    select(Campaign.locale).where(Campaign.id.in_(self.campaign_ids)).distinct()
+                )
+            }
             out: dict[str, int] = {}
             for locale in sorted(locales):
                 base = self.registry.base_name_for_locale(locale)

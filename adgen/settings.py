@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ADGEN_", extra="ignore")
 
     # --- storage -----------------------------------------------------------------------
-    var_dir: Path = Field(Path("var"), description="Where embedded state lives (SQLite, adapters, charts).")
+    var_dir: Path = Field(
+        Path("var"), description="Where embedded state lives (SQLite, adapters, charts)."
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset means SQLite at VAR_DIR/adgen.db."
     )
@@ -63,7 +65,9 @@ class Settings(BaseSettings):
 
     # --- allocation --------------------------------------------------------------------
     refresh_interval_s: float = Field(1.0, gt=0, description="How often posteriors reload.")
-    min_exploration: float = Field(0.0, ge=0, lt=1, description="Traffic share floor, spread over arms.")
+    min_exploration: float = Field(
+        0.0, ge=0, lt=1, description="Traffic share floor, spread over arms."
+    )
     candidate_traffic_cap: float = Field(0.2, gt=0, le=1)
     discount_half_life_s: float | None = Field(
         None, gt=0, description="Half-life for discounting old evidence; unset keeps all."
@@ -108,7 +112,9 @@ class Settings(BaseSettings):
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
-    max_length: int = Field(128, ge=16)
+    max_length: int = Field(
+        384, ge=16, description="Prompt + completion tokens in training; longer ones are dropped."
+    )
     pair_threshold: float = Field(0.9, ge=0.5, lt=1)
     min_pairs: int = Field(8, ge=1)
     reward_source: Literal["live", "historical", "both"] = "live"
@@ -152,7 +158,9 @@ class Settings(BaseSettings):
     @classmethod
     def _url_not_blank(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
-            raise ValueError("ADGEN_DATABASE_URL is empty; unset it for the embedded SQLite default")
+            raise ValueError(
+                "ADGEN_DATABASE_URL is empty; unset it for the embedded SQLite default"
+            )
         return v
 
     @model_validator(mode="after")

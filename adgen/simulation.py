@@ -107,7 +107,9 @@ class TrafficSimulator:
     def _conversion_campaigns(self, campaign_ids: Sequence[int]) -> set[int]:
         with self._sessions() as s:
             rows = s.execute(
-                select(Campaign.id).where(Campaign.id.in_(campaign_ids), Campaign.reward == "conversion")
+                select(Campaign.id).where(
+                    Campaign.id.in_(campaign_ids), Campaign.reward == "conversion"
+                )
             )
             return {r[0] for r in rows}
 
@@ -115,15 +117,23 @@ class TrafficSimulator:
         self, campaign_ids: Sequence[int], n: int, conversion: set[int], result: TrafficResult
     ) -> None:
         now = datetime.now(UTC)
-        best = {cid: max(self.true_ctr(a.variant_id) for a in self._allocator.arms(cid))
-                for cid in campaign_ids}
+        best = {
+            cid: max(self.true_ctr(a.variant_id) for a in self._allocator.arms(cid))
+            for cid in campaign_ids
+        }
         for i in range(n):
             cid = campaign_ids[i % len(campaign_ids)]
             alloc = self._allocator.allocate(cid)
             p = self.true_ctr(alloc.variant_id)
             clicked, converted = self._audience.simulate(p, self._rng)
-            self._send("impression", alloc.impression_id, cid, alloc.variant_id, now,
-                       propensity=alloc.propensity)
+            self._send(
+                "impression",
+                alloc.impression_id,
+                cid,
+                alloc.variant_id,
+                now,
+                propensity=alloc.propensity,
+            )
             served = result.served.setdefault(alloc.variant_id, [0, 0])
             served[0] += 1
             result.impressions += 1
@@ -134,14 +144,25 @@ class TrafficSimulator:
                 served[1] += 1
                 result.clicks += 1
                 if converted[0] and cid in conversion:
-                    self._send("conversion", alloc.impression_id, cid, alloc.variant_id, now,
-                               value=1.0)
+                    self._send(
+                        "conversion", alloc.impression_id, cid, alloc.variant_id, now, value=1.0
+                    )
                     result.conversions += 1
 
-    def _send(self, kind: str, impression_id: str, cid: int, vid: int, now: datetime,
-              **extra: float) -> None:
-        self._producer.send(Event(type=kind, event_id=new_event_id(), impression_id=impression_id,
-                                  campaign_id=cid, variant_id=vid, event_time=now, **extra))
+    def _send(
+        self, kind: str, impression_id: str, cid: int, vid: int, now: datetime, **extra: float
+    ) -> None:
+        self._producer.send(
+            Event(
+                type=kind,
+                event_id=new_event_id(),
+                impression_id=impression_id,
+                campaign_id=cid,
+                variant_id=vid,
+                event_time=now,
+                **extra,
+            )
+        )
         if kind == "impression":
             self._sent_impressions += 1
         elif kind == "click":
@@ -166,6 +187,7 @@ class TrafficSimulator:
                 return
             if time.monotonic() > deadline:
                 raise BusError(
-                    f"ingest did not catch up within {timeout_s:.0f} s: sent {want}, stored {tuple(got)}"
+                    f"ingest did not catch up within {timeout_s:.0f} s: "
+                    f"sent {want}, stored {tuple(got)}"
                 )
             time.sleep(0.05)

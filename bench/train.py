@@ -8,10 +8,12 @@ step (causal-LM loss on the chosen texts, same batch and length, a bare torch lo
 ``dpo_vs_sft`` says what DPO's second sequence and reference pass cost on top.
 ``cycle_s`` is one whole ``run_cycle`` on a throwaway SQLite database (reward model,
 data, DPO, the candidate's rollout of variants). Step times are medians, the first
-(set-up) step left out.
+(set-up) step left out. The DPO step is also timed for the base model of each other
+locale (``--locales``; Chinese: Qwen2.5-Coder-0.5B once installed) on that locale's
+preference data, with the same configuration.
 
     python bench/train.py [--quick] [--seed N] [--steps S] [--batch B] [--base-model NAME]
-                          [--rl grpo|rloo]
+                          [--rl grpo|rloo] [--locales en,zh]
 """
 
 from __future__ import annotations
@@ -47,7 +49,13 @@ from adgen.training.config import TrainConfig
 from adgen.training.cycle import run_cycle
 from adgen.training.evidence import lineage_of
 from adgen.training.online import guarded_reward, train_online
-from adgen.training.pairs import ArmOutcome, CampaignEvidence, binary_examples, live_pairs
+from adgen.training.pairs import (
+    ArmOutcome,
+    CampaignEvidence,
+    PreferencePair,
+    binary_examples,
+    live_pairs,
+)
 from adgen.training.policy import TrainingModels, save_adapter, trainable_policy
 from adgen.training.preference import train_dpo, train_kto
 
@@ -76,15 +84,95 @@ LOSERS = [
     "The shoe company Acme",
     "Acme has running shoes",
 ]
+ZH_BRIEF = Brief(
+    name="华为手表",
+    product="华为智能手表",
+    benefits=["防水", "超长待机"],
+    brand="华为",
+    audience="运动爱好者",
+    locale="zh",
+)
+ZH_WINNERS = [
+    "华为手表限时8折，立即抢购！",
+    "续航14天，华为手表现在下单",
+    "防水50米，华为手表马上入手",
+    "运动就选华为手表，今天下单立减200元",
+    "华为手表新品上市，前100名送表带",
+    "3大理由选华为手表，立即购买",
+    "华为手表免息分期，点击购买",
+]
+ZH_LOSERS = [
+    "华为手表是一块手表",
+    "手表可以看时间",
+    "华为生产手表产品",
+    "这是一款手表",
+    "华为有手表",
+    "手表的公司华为",
+    "华为手表存在",
+]
+#: Each locale's synthetic campaign: brief, winning texts, losing texts.
+CAMPAIGNS = {"en": (BRIEF, WINNERS, LOSERS), "zh": (ZH_BRIEF, ZH_WINNERS, ZH_LOSERS)}
 #: (impressions, clicks) of each winner and each loser: 10% against 2%.
 WIN, LOSE = (400, 40), (400, 8)
 
 
-def outcomes() -> list[ArmOutcome]:
+def outcomes(locale: str = "en") -> list[ArmOutcome]:
     """The synthetic campaign's variants and their evidence."""
-    return [ArmOutcome(i, t, WIN[1], WIN[0]) for i, t in enumerate(WINNERS)] + [
-        ArmOutcome(100 + i, t, LOSE[1], LOSE[0]) for i, t in enumerate(LOSERS)
+    _, winners, losers = CAMPAIGNS[locale]
+    return [ArmOutcome(i, t, WIN[1], WIN[0]) for i, t in enumerate(winners)] + [
+        ArmOutcome(100 + i, t, LOSE[1], LOSE[0]) for i, t in enumerate(losers)
     ]
+
+
+def shuffled_pairs(locale: str, threshold: float, seed: int) -> list[PreferencePair]:
+    """The live preference pairs of ``locale``'s synthetic campaign, shuffled."""
+    brief = CAMPAIGNS[locale][0]
+    evidence = [CampaignEvidence(1, build_prompt(brief).messages(), tuple(outcomes(locale)))]
+    pairs = live_pairs(evidence, threshold)
+    rng = np.random.default_rng(seed)
+    return [pairs[i] for i in rng.permutation(len(pairs))]
+
+
+def dpo_other_bases(
+    settings: Settings,
+    models: TrainingModels,
+    config: TrainConfig,
+    locales: list[str],
+    english: dict[str, Any],
+    seed: int,
+) -> list[dict[str, Any]]:
+    """DPO seconds per step for the base model of each locale (``english``: the figures
+    already measured for the English base, reused when a locale shares it)."""
+    rows = [english]
+    for locale in locales:
+        if locale == "en":
+            continue
+        name = lineage_of(settings, locale)
+        if name == english["base_model"]:
+            rows.append({**english, "locale": locale})
+            continue
+        start = time.perf_counter()
+        base, tokenizer = models.get(name)
+        load_s = time.perf_counter() - start
+        pairs = shuffled_pairs(locale, settings.pair_threshold, seed)
+        with trainable_policy(base, None, config) as policy:
+            step_s = train_dpo(policy, tokenizer, pairs, config).step_s
+        rows.append(_base_row(locale, name, base, load_s, step_s, len(pairs)))
+    return rows
+
+
+def _base_row(
+    locale: str, name: str, base: Any, load_s: float, step_s: float, pairs: int
+) -> dict[str, Any]:
+    return {
+        "locale": locale,
+        "base_model": name,
+        "train_dtype": str(next(base.parameters()).dtype).removeprefix("torch."),
+        "params_m": round(sum(p.numel() for p in base.parameters()) / 1e6, 1),
+        "load_s": round(load_s, 2),
+        "dpo_step_s": round(step_s, 3),
+        "pairs": pairs,
+    }
 
 
 def peak_rss_mb() -> float:
@@ -203,8 +291,14 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--base-model", help="base model (default: the bundled SmolLM2)")
     parser.add_argument("--rl", choices=("grpo", "rloo"), default="grpo", help="on-policy trainer")
+    parser.add_argument(
+        "--locales", default="en,zh", help="time DPO for the base model of each of these locales"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    locales = [loc.strip() for loc in args.locales.split(",") if loc.strip()]
+    if unknown := sorted(set(locales) - set(CAMPAIGNS)):
+        parser.error(f"--locales: unknown {unknown}; choose from {sorted(CAMPAIGNS)}")
     steps = args.steps or (2 if args.quick else 10)
 
     with tempfile.TemporaryDirectory(prefix="adgen-bench-train-") as tmp:
@@ -229,10 +323,8 @@ def main() -> None:
         load_s = time.perf_counter() - start
 
         evidence = [CampaignEvidence(1, build_prompt(BRIEF).messages(), tuple(outcomes()))]
-        pairs = live_pairs(evidence, settings.pair_threshold)
+        pairs = shuffled_pairs("en", settings.pair_threshold, args.seed)
         examples = binary_examples(evidence, settings.pair_threshold)
-        rng = np.random.default_rng(args.seed)
-        pairs = [pairs[i] for i in rng.permutation(len(pairs))]
 
         sft = sft_step_s(base, tokenizer, config, [p.chosen for p in pairs], steps)
         dpo, adapter_mb = timed_trainer(
@@ -261,6 +353,14 @@ def main() -> None:
             update={"database_url": f"sqlite:///{Path(tmp) / 'bench.db'}"}
         )
         cycle = cycle_seconds(settings, models)
+        by_base = dpo_other_bases(
+            settings,
+            models,
+            config,
+            locales,
+            _base_row("en", base_name, base, load_s, dpo, len(pairs)),
+            args.seed,
+        )
 
     result = {
         "bench": "train",
@@ -271,6 +371,7 @@ def main() -> None:
         "rl_trainer": args.rl,
         "sft_step_s": round(sft, 3),
         "dpo_vs_sft": round(dpo / sft, 2),
+        "dpo_by_base": by_base,
         "cycle_s": round(cycle["cycle_s"], 2),
         "cycle_train_s": cycle.get("train_seconds"),
         "cycle_rollout_s": cycle.get("rollout_s"),
@@ -306,6 +407,22 @@ def main() -> None:
                 rl,
                 rl / sft,
             ),
+        ],
+    )
+    table(
+        f"DPO per base model ({steps} steps of batch {args.batch}, each on its locale's pairs)",
+        ["locale", "base model", "params (M)", "train dtype", "load s", "DPO s/step", "× en base"],
+        [
+            (
+                r["locale"],
+                r["base_model"],
+                r["params_m"],
+                r["train_dtype"],
+                r["load_s"],
+                r["dpo_step_s"],
+                r["dpo_step_s"] / dpo,
+            )
+            for r in by_base
         ],
     )
     table(

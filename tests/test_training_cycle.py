@@ -48,7 +48,7 @@ def train_settings(pg_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=pg_url,
         var_dir=tmp_path / "var",
-        train_steps=8,
+        train_steps=6,
         train_batch_size=4,
         max_length=96,
         heldout_share=0.3,
@@ -56,8 +56,8 @@ def train_settings(pg_url: str, tmp_path: Path) -> Settings:
         rm_samples=4,
         reward_min_arms=10,
         reward_embeddings="none",
-        rollout_variants=2,
-        rollout_best_of=3,
+        rollout_variants=1,
+        rollout_best_of=2,
         gen_max_new_tokens=24,
     )
 
@@ -127,7 +127,7 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     assert skipped.reason == LOCKED and skipped.candidate_version_id is None
 
     m = done.metrics
-    assert m["pairs_live"] >= 8 and m["heldout_pairs"] >= 2 and m["steps"] == 8
+    assert m["pairs_live"] >= 8 and m["heldout_pairs"] >= 2 and m["steps"] == 6
     assert m["heldout_margin_after"] > m["heldout_margin_before"]
     assert m["train_loss"] is not None and m["reward_margin_final"] > 0
     assert 0 < m["adapter_mb"] < 5
@@ -135,10 +135,10 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     with pg_sessions() as session:
         candidate = session.get_one(ModelVersion, done.candidate_version_id)
         runs = _runs(session)
-        served = list(
+        written = list(
             session.scalars(
                 sa.select(Variant).where(
-                    Variant.model_version_id == candidate.id, Variant.status == "active"
+                    Variant.model_version_id == candidate.id, Variant.status != "rejected"
                 )
             )
         )
@@ -152,10 +152,13 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     assert sorted(p.name for p in adapter.iterdir()) == sorted(ADAPTER_FILES)
     assert [p.name for p in train_settings.models_dir.iterdir()] == [adapter.name]
 
-    # the rollout: the candidate's variants compete in the campaign
-    assert {v.id for v in served} == set(done.variant_ids)
-    assert 1 <= len(served) <= train_settings.rollout_variants
-    assert all(v.campaign_id == cid and v.guardrail_report["passed"] for v in served)
+    # the rollout: the reward model's best of the candidate's variants compete, the rest wait
+    served = [v for v in written if v.status == "active"]
+    ranked_out = [v for v in written if v.status == "paused"]
+    assert [v.id for v in served] == done.variant_ids and len(served) == 1
+    assert all(v.campaign_id == cid and v.guardrail_report["passed"] for v in written)
+    assert all(v.reward_score is not None for v in written)
+    assert all(v.reward_score <= served[0].reward_score for v in ranked_out)  # type: ignore[operator]
 
     # the run record is complete
     by_status = {r.status: r for r in runs}
@@ -168,6 +171,9 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     assert run.finished_at is not None and run.duration_s is not None and run.duration_s > 0
     assert run.data_window_start is not None and run.data_window_end is not None
     assert run.metrics["heldout_accuracy_after"] is not None and run.error is None
+    assert run.reward_model_id is not None  # trained first, then used to rank
+    # fresh samples were ranked: at most one pair (best passing vs worst) from one campaign
+    assert "sample_s" in m and m["pairs_reward_model"] <= 1
     assert by_status["skipped"].reason == LOCKED
 
     # the saved adapter, loaded afresh, raises the held-out margin over the base model
@@ -196,7 +202,7 @@ def test_kto_cycle_raises_the_held_out_margin(
 ) -> None:
     _seed_winners_and_losers(pg_sessions)
     settings = train_settings.model_copy(
-        update={"trainer": "kto", "train_steps": 5, "rm_samples": 0, "rollout_best_of": 2}
+        update={"trainer": "kto", "train_steps": 4, "rm_samples": 0, "rollout_best_of": 1}
     )
     result = run_cycle(settings, pg_sessions, registry, progress=False, models=models)
     assert result.status == "succeeded", result.reason
@@ -226,6 +232,11 @@ def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(
     assert result.status == "skipped" and result.reason is not None
     assert "no events yet" in result.reason
 
+    grpo = settings.model_copy(update={"trainer": "grpo"})  # on-policy needs a reward model
+    result = run_cycle(grpo, pg_sessions, registry, progress=False, models=models)
+    assert result.status == "skipped" and result.reason is not None
+    assert "grpo scores completions with the reward model" in result.reason
+
     with pg_sessions.begin() as session:  # evidence, but no text clearly better than another
         seed.arms(session, cid, [("Acme shoes for runners", 300, 9), ("Run in Acme", 300, 10)])
     result = run_cycle(settings, pg_sessions, registry, progress=False, models=models)
@@ -246,7 +257,8 @@ def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(
     with pg_sessions() as session:
         runs = _runs(session)
         versions = session.scalar(sa.select(sa.func.count()).select_from(ModelVersion))
-    assert [r.status for r in runs] == ["skipped", "skipped", "failed"]
+    assert [r.status for r in runs] == ["skipped", "skipped", "skipped", "failed"]
+    assert [r.trainer for r in runs] == ["dpo", "grpo", "dpo", "dpo"]
     assert runs[-1].error is not None and "adapter_config.json" in runs[-1].error
     assert runs[-1].finished_at is not None and runs[-1].parent_version_id == broken.id
     assert versions == 2  # nothing trained: no candidate

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from typing import Annotated
 
 import typer
 
 from adgen.bus.broker import EmbeddedBroker
 
 
-def broker(port: int = typer.Option(9092, help="Loopback port to listen on (0 = any free).")) -> None:
+def broker(
+    port: Annotated[int, typer.Option(help="Loopback port to listen on (0 = any free).")] = 9092,
+) -> None:
     """Start the embedded broker (Tansu, memory storage) until Ctrl-C or SIGTERM."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with EmbeddedBroker(port=port or None) as b:
         typer.echo(f"embedded broker on {b.bootstrap} (export ADGEN_KAFKA_BOOTSTRAP={b.bootstrap})")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass

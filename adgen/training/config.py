@@ -34,7 +34,7 @@ class TrainConfig:
     lora_targets: tuple[str, ...] = field(
         default=("q_proj", "v_proj"), metadata={"help": "Module names a new adapter wraps."}
     )
-    max_length: int = field(default=128, metadata={"help": "Prompt + completion tokens."})
+    max_length: int = field(default=384, metadata={"help": "Prompt + completion tokens."})
     num_generations: int = field(
         default=4, metadata={"help": "grpo/rloo: completions per prompt (divides batch_size)."}
     )

@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from adgen.brief import Brief
 from adgen.db.campaigns import brief_of
 from adgen.db.engine import transaction
-from adgen.db.models import Campaign, ModelVersion, RewardModelRecord
+from adgen.db.models import Campaign, ModelVersion
 from adgen.errors import InsufficientEvidence, ModelError
 from adgen.generator.prompts import build_prompt
 from adgen.generator.sampling import SamplingParams
 from adgen.guardrails import config_from_settings
-from adgen.reward.training import load_active, train_and_store
+from adgen.reward.training import active_record, load_active, train_and_store
 from adgen.settings import Settings
 from adgen.training.config import TrainConfig
 from adgen.training.evidence import (
@@ -204,12 +204,14 @@ class _Cycle:
         with transaction(self.sessions) as session:
             train_and_store(session, self.settings)
             reward_model = load_active(session)
-            self.fields["reward_model_id"] = session.scalars(
-                select(RewardModelRecord.id)
-                .where(RewardModelRecord.status == "active")
-                .order_by(RewardModelRecord.id.desc())
-            ).first()
+            record = active_record(session)
+            self.fields["reward_model_id"] = record.id if record is not None else None
         self._timed("reward_model", began)
+        if not self.config.is_preference and reward_model is None:
+            raise InsufficientEvidence(
+                f"{self.config.trainer} scores completions with the reward model, and there is "
+                "none yet (too little evidence to train one)"
+            )
 
         with transaction(self.sessions) as session:  # commits the base version on first use
             parent = self.registry.active_version(session, self.base)

@@ -1,0 +1,99 @@
+"""A short closed loop on the real broker, real PostgreSQL and the real bundled model:
+the round table agrees with the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from adgen.audience import load_audience
+from adgen.brief import Brief
+from adgen.cli.demo_cmd import demo_settings
+from adgen.db.models import ArmStats, Event, GateDecision, ModelVersion, TrainingRun, Variant
+from adgen.loop import ClosedLoop, DemoConfig, load_briefs
+from adgen.settings import Settings
+
+
+def test_short_demo_round_table_matches_the_database(settings: Settings) -> None:
+    briefs = [b for b in load_briefs() if b.locale == "en"][:1] + [
+        b for b in load_briefs() if b.locale == "zh"
+    ]
+    settings = settings.model_copy(
+        update={
+            "train_steps": 2,
+            "train_batch_size": 2,
+            "min_pairs": 2,
+            "rm_samples": 4,
+            "train_locales": ["en"],
+            "gate_max_impressions": 400,
+        }
+    )
+    config = DemoConfig(rounds=2, impressions_per_round=600, batch_size=200, variants_per_campaign=3)
+    with ClosedLoop(settings, load_audience(), config, briefs) as loop:
+        campaigns = loop.setup()
+        for r in (1, 2):
+            loop.run_round(r)
+        rounds, served = loop.rounds, loop.served
+        with loop.sessions() as s:
+            stats = {a.variant_id: (a.impressions, a.clicks) for a in s.scalars(select(ArmStats))}
+            impressions = s.scalar(
+                select(func.count()).select_from(Event).where(Event.type == "impression")
+            )
+            runs = list(s.scalars(select(TrainingRun).order_by(TrainingRun.id)))
+            versions = list(s.scalars(select(ModelVersion).order_by(ModelVersion.id)))
+            decisions = list(s.scalars(select(GateDecision)))
+            zh_variants = s.scalars(
+                select(Variant).where(Variant.campaign_id == campaigns[-1], Variant.status == "active")
+            ).all()
+
+    assert len(campaigns) == 2 and [r.round for r in rounds] == [1, 2]
+    # every served impression and click the simulator counted is in arm_stats, and nothing else
+    assert {v: tuple(c) for v, c in served.items()} == {
+        v: c for v, c in stats.items() if c != (0, 0)
+    }
+    assert sum(r.impressions for r in rounds) == impressions == 1200
+    assert sum(r.clicks for r in rounds) == sum(c for _, c in stats.values())
+    for r in rounds:
+        assert 0 <= r.served_ctr <= 1 and 0 < r.generated_true_ctr < 1 and r.regret >= 0
+        assert set(r.serving) == {"en", "zh"}
+    # the trainer's job ran once per round for the English lineage only, and said what it did
+    assert len(runs) == 2 and {run.status for run in runs} <= {"succeeded", "skipped"}
+    assert all(run.reason for run in runs if run.status == "skipped")
+    en_base = loop.registry.base_name_for_locale("en")
+    assert {run.base_model for run in runs} == {en_base}
+    candidates = [v for v in versions if v.parent_id is not None]
+    assert all(v.base_model == en_base for v in candidates)
+    if runs[0].status == "succeeded":  # its candidate met the gate in round 2
+        assert rounds[0].candidates == [runs[0].candidate_version_id]
+        assert any(d.candidate_version_id == runs[0].candidate_version_id for d in decisions)
+    assert zh_variants, "the Chinese campaign got variants from its own lineage"
+
+
+def test_demo_settings_use_a_fresh_sqlite_file_and_keep_zh_out_of_training(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "demo.db"
+    db.write_text("old")
+    base = Settings(var_dir=tmp_path)
+    fresh = demo_settings(base, train_steps=3, include_zh=False, keep=False)
+    assert fresh.db_url == f"sqlite:///{db.as_posix()}" and not db.exists()
+    assert fresh.train_steps == 3 and fresh.train_locales == ["en"]
+    db.write_text("old")
+    kept = demo_settings(base, train_steps=None, include_zh=True, keep=True)
+    assert db.exists() and kept.train_locales == ["en", "zh"]
+    pg = Settings(var_dir=tmp_path, database_url="postgresql://x@127.0.0.1/db")
+    assert demo_settings(pg, train_steps=None, include_zh=False, keep=False).db_url == pg.db_url
+
+
+def test_briefs_file_is_valid() -> None:
+    briefs = load_briefs()
+    assert {b.locale for b in briefs} == {"en", "zh"}
+    assert all(isinstance(b, Brief) for b in briefs)
+
+
+@pytest.mark.parametrize("bad", [{"rounds": 0}, {"impressions_per_round": 0}, {"batch_size": -1}])
+def test_demo_config_refuses_nonsense(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        DemoConfig(**bad)
