@@ -30,7 +30,9 @@ def test_short_demo_round_table_matches_the_database(settings: Settings) -> None
             "gate_max_impressions": 400,
         }
     )
-    config = DemoConfig(rounds=2, impressions_per_round=600, batch_size=200, variants_per_campaign=3)
+    config = DemoConfig(
+        rounds=2, impressions_per_round=600, batch_size=200, variants_per_campaign=3
+    )
     with ClosedLoop(settings, load_audience(), config, briefs) as loop:
         campaigns = loop.setup()
         for r in (1, 2):
@@ -45,7 +47,9 @@ def test_short_demo_round_table_matches_the_database(settings: Settings) -> None
             versions = list(s.scalars(select(ModelVersion).order_by(ModelVersion.id)))
             decisions = list(s.scalars(select(GateDecision)))
             zh_variants = s.scalars(
-                select(Variant).where(Variant.campaign_id == campaigns[-1], Variant.status == "active")
+                select(Variant).where(
+                    Variant.campaign_id == campaigns[-1], Variant.status == "active"
+                )
             ).all()
 
     assert len(campaigns) == 2 and [r.round for r in rounds] == [1, 2]
