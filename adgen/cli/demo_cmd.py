@@ -38,7 +38,9 @@ def demo(
     rounds: int = typer.Option(5, min=1, help="Rounds of traffic + retraining."),
     impressions: int = typer.Option(20_000, min=100, help="Simulated impressions per round."),
     variants: int = typer.Option(8, min=2, help="Variants per campaign at the start."),
-    train_steps: int | None = typer.Option(None, min=1, help="Optimizer steps per cycle."),
+    train_steps: int = typer.Option(
+        10, min=1, help="Optimizer steps per training cycle (the trainer's default is 20)."
+    ),
     include_zh: bool = typer.Option(False, help="Also train the Chinese lineage each round."),
     keep: bool = typer.Option(
         False, help="Keep the previous demo database instead of starting fresh."
