@@ -206,7 +206,7 @@ class Audience:
             "has_question": float("?" in text or "？" in text),
             "has_exclamation": float("!" in text or "！" in text),
             "call_to_action": float(cta),
-            "mentions_brand": float(bool(brand) and brand.lower() in lowered),
+            "mentions_brand": float(bool(brand and brand.lower() in lowered)),
             "emoji": float(bool(_EMOJI.search(text))),
         }
         if self.length_target is not None:

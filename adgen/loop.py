@@ -45,12 +45,18 @@ def load_briefs(path: Path = DEMO_BRIEFS) -> list[Brief]:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """How much the loop does per round."""
+    """How much the loop does per round.
+
+    A candidate is decided within the round after the one that made it: the loop lowers
+    ``gate_max_impressions`` to half the traffic a candidate can get in one round, so the
+    gate decides by posterior means when one round's evidence leaves it unsure (a candidate
+    still before the gate would hold back the next training cycle).
+    """
 
     rounds: int = 5
     impressions_per_round: int = 20_000
     batch_size: int = 1_000
-    variants_per_campaign: int = 8
+    variants_per_campaign: int = 12
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -110,17 +116,22 @@ class ClosedLoop:
         from adgen.training.scheduler import TrainingJob
 
         settings = self._settings
+        one_round = settings.candidate_traffic_cap * self.config.impressions_per_round
+        gate_max = max(1, min(settings.gate_max_impressions, int(one_round / 2)))
+        settings = settings.model_copy(update={"gate_max_impressions": gate_max})
         if settings.kafka_bootstrap is None:
             self._broker = EmbeddedBroker().start()
             settings = settings.model_copy(update={"kafka_bootstrap": self._broker.bootstrap})
         self.settings = settings
+        bootstrap = settings.kafka_bootstrap
+        assert bootstrap is not None  # set above when the embedded broker started
         self.engine = make_engine(settings.db_url)
         migrate.upgrade(settings.db_url)
         self.sessions = session_factory(self.engine)
-        ensure_topic(settings.kafka_bootstrap, settings.events_topic, settings.topic_partitions)
+        ensure_topic(bootstrap, settings.events_topic, settings.topic_partitions)
         self.registry = ModelRegistry(settings)
         self.allocator = Allocator(self.sessions, settings, np.random.default_rng(self.config.seed))
-        self.producer = EventProducer(settings.kafka_bootstrap, settings.events_topic)
+        self.producer = EventProducer(bootstrap, settings.events_topic)
         self.consumer = IngestConsumer(settings, self.sessions)
         self._ingest_thread = threading.Thread(
             target=self._ingest, name="adgen-ingest", daemon=True

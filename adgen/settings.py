@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     # --- training ----------------------------------------------------------------------
     trainer: Literal["dpo", "kto", "grpo", "rloo"] = "dpo"
     train_locales: list[Literal["en", "zh"]] = Field(
-        default_factory=lambda: ["en", "zh"],
+        default_factory=lambda: list[Literal["en", "zh"]](["en", "zh"]),
         description="Locales whose lineages the scheduled job trains (JSON list in the env).",
     )
     train_steps: int = Field(20, ge=1)
@@ -138,7 +138,13 @@ class Settings(BaseSettings):
         0.25, ge=0, lt=1, description="Share of each campaign's variants held out for evaluation."
     )
     rm_samples: int = Field(
-        8, ge=0, description="Fresh samples per campaign ranked by the reward model; 0 = none."
+        32, ge=0, description="Fresh samples per campaign ranked by the reward model; 0 = none."
+    )
+    rm_pairs_k: int = Field(
+        4,
+        ge=1,
+        description="Reward-model pairs: the k best passing samples over the k worst passing "
+        "and the k worst failing ones (up to 2k² pairs per campaign).",
     )
     rollout_variants: int = Field(
         4, ge=1, description="Variants of a new candidate version served per active campaign."

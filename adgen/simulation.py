@@ -20,7 +20,7 @@ from adgen.audience import Audience
 from adgen.bus.producer import EventProducer
 from adgen.db.models import ArmStats, Campaign, Variant
 from adgen.errors import BusError
-from adgen.events import Event, new_event_id
+from adgen.events import Event, EventType, new_event_id
 
 
 @dataclass
@@ -150,7 +150,7 @@ class TrafficSimulator:
                     result.conversions += 1
 
     def _send(
-        self, kind: str, impression_id: str, cid: int, vid: int, now: datetime, **extra: float
+        self, kind: EventType, impression_id: str, cid: int, vid: int, now: datetime, **extra: float
     ) -> None:
         self._producer.send(
             Event(

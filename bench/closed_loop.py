@@ -8,10 +8,14 @@ scored by the audience's hidden true CTR. Beside it, in the same run and with th
 seeds:
 
 - no retraining: the base model keeps generating (fresh samples, same seeds per round);
-- reward model only: best-of-N selection by the loop's final reward model over base-model
-  samples (4 × ``--samples`` per brief, the top ``--samples`` kept), no weight updates.
+- reward model only: the base model's samples, the best share of them kept by the loop's
+  final reward model (the share a rollout keeps: ``rollout_variants`` of
+  ``rollout_best_of``), no weight updates.
 
-``lift`` is the relative change in mean true CTR of the final version over the base.
+The final version is measured both ways: its plain samples (``policy_lift``: what the
+weight updates alone did) and its samples with the same reward-model selection, which is
+how a version writes the variants it serves (``lift``, the headline figure). The weight
+updates pay off when ``lift`` exceeds ``rm_only_lift``: same selection, better generator.
 
     python bench/closed_loop.py --audience FILE --rounds N --seed S [--quick]
 """
@@ -35,6 +39,7 @@ from adgen.db.models import ModelVersion
 from adgen.generator import SamplingParams, sample_texts
 from adgen.guardrails import check
 from adgen.loop import ClosedLoop, DemoConfig, load_briefs
+from adgen.reward.model import RewardModel
 from adgen.reward.training import load_active
 from adgen.settings import Settings
 
@@ -56,30 +61,25 @@ def true_ctr(audience: Audience, texts: list[str], brief: Brief) -> float:
 
 
 def evaluate(
-    loop: ClosedLoop, version: ModelVersion, briefs: list[Brief], n: int, seed: int
+    loop: ClosedLoop,
+    version: ModelVersion,
+    briefs: list[Brief],
+    n: int,
+    seed: int,
+    reward_model: RewardModel | None = None,
 ) -> float:
-    """Mean true CTR of a version's accepted samples over the evaluation briefs."""
-    values = [
-        true_ctr(loop.audience, sample(loop, version, b, n, seed + i), b)
-        for i, b in enumerate(briefs)
-    ]
-    return float(np.nanmean(values))
-
-
-def rm_only(loop: ClosedLoop, base: ModelVersion, briefs: list[Brief], n: int, seed: int) -> float:
-    """Best-of-4n by the final reward model over base samples, the top n kept."""
-    with loop.sessions() as s:
-        reward_model = load_active(s)
-    if reward_model is None:
-        return math.nan
+    """Mean true CTR of a version's texts over the evaluation briefs: its ``n`` accepted
+    samples, or with ``reward_model`` the ``n`` best-scored of ``n × best_of / keep``
+    samples, the share a rollout keeps (how a version writes the variants it serves)."""
+    settings = loop.settings
+    draw = n if reward_model is None else n * settings.rollout_best_of // settings.rollout_variants
     values = []
     for i, brief in enumerate(briefs):
-        texts = sample(loop, base, brief, 4 * n, seed + i)
-        if not texts:
-            continue
-        order = reward_model.rank(texts, brief)
-        values.append(true_ctr(loop.audience, [texts[j] for j in order[:n]], brief))
-    return float(np.nanmean(values)) if values else math.nan
+        texts = sample(loop, version, brief, max(draw, n), seed + i)
+        if reward_model is not None and texts:
+            texts = [texts[j] for j in reward_model.rank(texts, brief)[:n]]
+        values.append(true_ctr(loop.audience, texts, brief))
+    return float(np.nanmean(values))
 
 
 def main() -> None:
@@ -153,7 +153,16 @@ def main() -> None:
                     }
                 )
             no_retrain = evaluate(loop, base, briefs, args.samples, args.seed + 1000)
-            rm_ctr = rm_only(loop, base, briefs, args.samples, args.seed)
+            with loop.sessions() as s:
+                reward_model = load_active(s)
+            if reward_model is None:
+                final_served = rm_ctr = math.nan
+            else:
+                final_served = evaluate(
+                    loop, versions[final_id], briefs, args.samples, args.seed, reward_model
+                )
+                rm_ctr = evaluate(loop, base, briefs, args.samples, args.seed, reward_model)
+            keep = f"{settings.rollout_variants} of {settings.rollout_best_of}"
 
     def lift(x: float) -> float | None:
         return x / base_ctr - 1 if base_ctr > 0 and not math.isnan(x) else None
@@ -188,13 +197,22 @@ def main() -> None:
         ],
     )
     table(
-        "final version against the references",
+        "final version against the references (mean true CTR of the texts each writes)",
         ["generator", "mean true CTR", "lift vs base"],
         [
-            ("base model (round 0)", base_ctr, 0.0),
-            (f"final version v{final_id}", final_ctr, lift(final_ctr)),
-            ("no retraining (base, fresh samples)", no_retrain, lift(no_retrain)),
-            ("reward model best-of-N only", rm_ctr, lift(rm_ctr)),
+            ("base model, its samples (round 0)", base_ctr, 0.0),
+            ("no retraining: base model, fresh samples", no_retrain, lift(no_retrain)),
+            (
+                f"reward model only: base model, best {keep} by the reward model",
+                rm_ctr,
+                lift(rm_ctr),
+            ),
+            (f"final version v{final_id}, its samples", final_ctr, lift(final_ctr)),
+            (
+                f"final version v{final_id}, best {keep} (as it serves)",
+                final_served,
+                lift(final_served),
+            ),
         ],
     )
     emit(
@@ -204,12 +222,15 @@ def main() -> None:
             "rounds": args.rounds,
             "seed": args.seed,
             "base_true_ctr": base_ctr,
+            "final_version": final_id,
             "final_true_ctr": final_ctr,
-            "lift": lift(final_ctr),
+            "final_served_true_ctr": None if math.isnan(final_served) else final_served,
+            "lift": lift(final_served),
+            "policy_lift": lift(final_ctr),
             "no_retrain_lift": lift(no_retrain),
             "rm_only_lift": lift(rm_ctr),
             "rm_only_true_ctr": None if math.isnan(rm_ctr) else rm_ctr,
-            "final_version": final_id,
+            "served_share": keep,
             "samples_per_brief": args.samples,
             "impressions_per_round": args.impressions,
             "per_round": per_round,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -20,6 +20,7 @@ from adgen.cli.main import app as cli
 from adgen.db.models import GateDecision, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError
 from adgen.settings import Settings, get_settings
+from adgen.training.evidence import Comparison
 from adgen.training.gate import decide, evaluate
 from adgen.training.rollout import promote, rollback
 
@@ -29,61 +30,75 @@ ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 def _lineage(
     sessions: sessionmaker[Session],
-    incumbent: tuple[int, int],
-    candidate: tuple[int, int],
-    *,
-    old_incumbent: tuple[int, int] | None = None,
+    incumbent: tuple[int, int] | Sequence[tuple[int, int]],
+    candidate: tuple[int, int] | Sequence[tuple[int, int]],
 ) -> tuple[int, int, int, list[int], list[int]]:
-    """Campaign, active base version v_a, candidate v_c, and their variants with evidence
-    since the candidate was created: (impressions, clicks) pooled per side."""
+    """Campaign, active base version v_a, candidate v_c, and their variants with evidence:
+    (impressions, clicks) per side split over two variants, or one pair per variant."""
     with sessions.begin() as session:
         cid = seed.campaign(session)
         base = seed.version(session, BASE, "active")
-        base_ids = seed.arms(session, cid, [("Acme running shoes", 0, 0)] * 2, version_id=base.id)
         cand = seed.version(session, BASE, "candidate", parent_id=base.id)
-        cand_ids = seed.arms(
-            session,
-            cid,
-            [("Save 30% on Acme", 0, 0), ("Acme: order now", 0, 0)],
-            version_id=cand.id,
-        )
-        created = cand.created_at
-    with sessions.begin() as session:
-        if old_incumbent is not None:  # before the candidate existed: must not count
-            seed.log(session, cid, base_ids[0], *old_incumbent, at=created - timedelta(days=1))
-        after = created + timedelta(seconds=1)
-        for ids, (n, s) in ((base_ids, incumbent), (cand_ids, candidate)):
-            seed.log(session, cid, ids[0], n - n // 2, s - s // 2, at=after)
-            seed.log(session, cid, ids[1], n // 2, s // 2, at=after)
-    return cid, base.id, cand.id, base_ids, cand_ids
+        ids = {}
+        for name, version, evidence in (("base", base, incumbent), ("cand", cand, candidate)):
+            per_arm = _per_arm(evidence)
+            texts = [(f"Acme {name} headline {i}", 0, 0) for i in range(len(per_arm))]
+            ids[name] = seed.arms(session, cid, texts, version_id=version.id)
+            for vid, (n, k) in zip(ids[name], per_arm, strict=True):
+                seed.log(session, cid, vid, n, k)
+    return cid, base.id, cand.id, ids["base"], ids["cand"]
+
+
+def _per_arm(evidence: tuple[int, int] | Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    if isinstance(evidence[0], int):
+        n, k = evidence  # type: ignore[misc]
+        return [(n - n // 2, k - k // 2), (n // 2, k // 2)]
+    return list(evidence)  # type: ignore[arg-type]
 
 
 def _decisions(session: Session) -> list[GateDecision]:
     return list(session.scalars(sa.select(GateDecision).order_by(GateDecision.id)))
 
 
-def test_gate_promotes_a_winner_on_evidence_since_it_started(
+def test_gate_promotes_texts_that_are_better_on_average_however_traffic_was_split(
     pg_sessions: sessionmaker[Session],
 ) -> None:
+    # The bandit gave the incumbent's one strong text most of the traffic; its other texts
+    # are poor. Pooled, the incumbent looks better (5.0% against 4.0%); its average text is
+    # not (about 2.4% against 4.0%), and that is what the gate judges.
     _, base_id, cand_id, base_variants, _ = _lineage(
-        pg_sessions, incumbent=(2000, 40), candidate=(500, 30), old_incumbent=(1000, 300)
+        pg_sessions,
+        incumbent=[(6000, 300), (400, 4), (400, 3)],
+        candidate=[(900, 36), (900, 36)],
     )
     settings = Settings()
     with pg_sessions.begin() as session:
         decision = evaluate(session, cand_id, settings)
     assert decision.decision == "promote" and decision.decided_by == "gate"
-    # only events since the candidate started: the incumbent's old 30% does not count
-    assert (decision.candidate_impressions, decision.candidate_successes) == (500, 30)
-    assert (decision.incumbent_impressions, decision.incumbent_successes) == (2000, 40)
+    assert (decision.candidate_impressions, decision.candidate_successes) == (1800, 72)
+    assert (decision.incumbent_impressions, decision.incumbent_successes) == (6800, 307)
     assert decision.prob_better is not None and decision.prob_better >= 0.95
     assert decision.incumbent_version_id == base_id
-    assert decision.details["basis"] == "incumbent" and "P(better)" in decision.details["reason"]
+    details = decision.details
+    assert details["basis"] == "incumbent" and "P(better)" in details["reason"]
+    assert (details["candidate_variants"], details["incumbent_variants"]) == (2, 3)
+    assert details["candidate_mean"] > details["incumbent_mean"]
     with pg_sessions() as session:
         assert session.get_one(ModelVersion, cand_id).status == "active"
         assert session.get_one(ModelVersion, cand_id).promoted_at is not None
         assert session.get_one(ModelVersion, base_id).status == "retired"
         statuses = session.scalars(sa.select(Variant.status).where(Variant.id.in_(base_variants)))
         assert set(statuses) == {"active"}  # the retired version's variants keep competing
+
+
+def test_a_little_served_text_counts_for_about_the_typical_rate() -> None:
+    since = datetime.now(UTC)
+    lucky = Comparison([1], [(1, 3)], [(40, 1000), (40, 1000)], "incumbent", since)
+    # 1 click in 3 impressions is not a 33% text: shrunk towards the typical rate, unsure
+    assert lucky.means()[0] < 0.06 and 0.05 < lucky.prob_better < 0.95
+    same = Comparison([1], [(40, 1000)], [(40, 1000)], "incumbent", since)
+    assert same.prob_better == pytest.approx(0.5, abs=0.02)
+    assert Comparison([1], [], [(40, 1000)], "incumbent", since).prob_better == 0.5
 
 
 def test_gate_rolls_back_a_loser_and_continues_while_unsure(

@@ -14,7 +14,7 @@ from adgen.training.pairs import (
     examples_from_pairs,
     kto_rows,
     live_pairs,
-    ranked_pair,
+    ranked_pairs,
     split_heldout,
 )
 
@@ -59,17 +59,41 @@ def test_binary_examples_compare_each_variant_with_the_rest_pooled() -> None:
     assert labels == {"winner": True, "loser": False}  # "middle" matches the rest: no example
 
 
-def test_ranked_pair_prefers_the_best_passing_sample_over_the_worst() -> None:
-    pair = ranked_pair(
-        7, PROMPT, ["best but unsafe", "good", "bad"], [0.9, 0.6, 0.1], [False, True, True]
-    )
-    assert pair is not None
-    assert (pair.chosen, pair.rejected, pair.source) == ("good", "bad", "reward_model")
-    assert pair.strength == pytest.approx(0.5)
-    assert ranked_pair(7, PROMPT, ["a", "b"], [0.5, 0.5], [True, True]) is None  # no gap
-    assert ranked_pair(7, PROMPT, ["a", "b"], [0.5, 0.1], [False, False]) is None  # none passed
+def test_ranked_pairs_prefer_the_best_passing_samples_over_the_worst_and_the_failed() -> None:
+    texts = ["best but unsafe", "good", "fine", "meh", "bad", "bad", "long rant"]
+    scores = [0.9, 0.6, 0.5, 0.3, 0.1, 0.1, 0.4]
+    passed = [False, True, True, True, True, True, False]
+    pairs = ranked_pairs(7, PROMPT, texts, scores, passed, k=2)
+    got = {(p.chosen, p.rejected) for p in pairs}
+    # the 2 best passing over the 2 worst passing ("bad" counted once) and the 2 worst failing
+    assert got == {
+        (c, r) for c in ("good", "fine") for r in ("meh", "bad", "long rant", "best but unsafe")
+    }
+    assert len(pairs) == len(got) and all(p.source == "reward_model" for p in pairs)
+    strength = {(p.chosen, p.rejected): p.strength for p in pairs}
+    assert strength[("good", "bad")] == pytest.approx(0.5)
+    assert strength[("fine", "best but unsafe")] == pytest.approx(-0.4)  # compliance pair
+    # a failed text is never chosen; too few passing texts: chosen ones are not also rejected
+    few = ranked_pairs(7, PROMPT, ["a", "b", "c"], [0.9, 0.5, 0.1], [False, True, True], k=4)
+    assert {(p.chosen, p.rejected) for p in few} == {("b", "a"), ("c", "a")}
+    assert ranked_pairs(7, PROMPT, ["a", "b"], [0.5, 0.5], [True, True], k=1) == []  # no gap
+    assert ranked_pairs(7, PROMPT, ["a", "b"], [0.5, 0.1], [False, False], k=1) == []
     with pytest.raises(ValueError, match="same length"):
-        ranked_pair(7, PROMPT, ["a"], [0.5, 0.1], [True])
+        ranked_pairs(7, PROMPT, ["a"], [0.5, 0.1], [True], k=1)
+    with pytest.raises(ValueError, match="k must be"):
+        ranked_pairs(7, PROMPT, ["a"], [0.5], [True], k=0)
+
+
+def test_pairs_become_kto_examples_once_per_text() -> None:
+    pairs = ranked_pairs(3, PROMPT, ["a", "b", "c", "d"], [0.9, 0.8, 0.2, 0.1], [True] * 4, k=2)
+    examples = examples_from_pairs(pairs)
+    assert sorted((e.completion, e.desirable) for e in examples) == [
+        ("a", True),
+        ("b", True),
+        ("c", False),
+        ("d", False),
+    ]
+    assert {e.completion: e.strength for e in examples}["a"] == pytest.approx(0.8)
 
 
 def test_heldout_split_is_by_variant_stratified_and_disjoint() -> None:
@@ -90,8 +114,7 @@ def test_heldout_split_is_by_variant_stratified_and_disjoint() -> None:
 
 
 def test_rows_have_the_trl_conversational_shape() -> None:
-    pair = ranked_pair(1, PROMPT, ["a", "b"], [1.0, 0.0], [True, True])
-    assert pair is not None
+    (pair,) = ranked_pairs(1, PROMPT, ["a", "b"], [1.0, 0.0], [True, True], k=1)
     assert dpo_rows([pair]) == [
         {
             "prompt": PROMPT,
@@ -99,9 +122,10 @@ def test_rows_have_the_trl_conversational_shape() -> None:
             "rejected": [{"role": "assistant", "content": "b"}],
         }
     ]
-    rows = kto_rows(examples_from_pairs([pair] * 4), seed=0)
+    pairs = ranked_pairs(1, PROMPT, [f"t{i}" for i in range(8)], list(range(8)), [True] * 8, 4)
+    rows = kto_rows(examples_from_pairs(pairs), seed=0)
     assert sorted(r["label"] for r in rows) == [False] * 4 + [True] * 4
-    assert [r["label"] for r in rows] != [True, False] * 4  # shuffled
+    assert [r["label"] for r in rows] != [True] * 4 + [False] * 4  # shuffled
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +39,7 @@ def demo(
     ] = None,
     rounds: int = typer.Option(5, min=1, help="Rounds of traffic + retraining."),
     impressions: int = typer.Option(20_000, min=100, help="Simulated impressions per round."),
-    variants: int = typer.Option(8, min=2, help="Variants per campaign at the start."),
+    variants: int = typer.Option(12, min=2, help="Variants per campaign at the start."),
     train_steps: int = typer.Option(
         10, min=1, help="Optimizer steps per training cycle (the trainer's default is 20)."
     ),
@@ -76,7 +78,8 @@ def demo(
             bar.console.print(
                 f"round {r}: serving traffic, then training (this takes a while on CPU)"
             )
-            report = loop.run_round(r, progress=lambda n, t=task: bar.advance(t, n))
+            advance: Callable[[int], None] = functools.partial(bar.advance, task)
+            report = loop.run_round(r, progress=advance)
             bar.console.print(f"round {r}: " + ("; ".join(report.training) or "no training"))
         reports = loop.rounds
     print_table(

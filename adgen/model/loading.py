@@ -166,4 +166,4 @@ def load_model(path: Path, device: str = "cpu", dtype: str = "float32") -> tuple
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model.to(device).eval(), tokenizer
+    return model.to(device).eval(), tokenizer  # type: ignore[arg-type]

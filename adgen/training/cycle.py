@@ -236,6 +236,7 @@ class _Cycle:
                     reward_model,
                     config_from_settings(self.settings),
                     self.settings.rm_samples,
+                    self.settings.rm_pairs_k,
                     self.config.seed,
                     SamplingParams.from_settings(self.settings),
                     progress=self.progress,

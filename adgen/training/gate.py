@@ -1,10 +1,11 @@
-"""The promotion gate: does a candidate version beat the incumbent on live evidence?
+"""The promotion gate: does a candidate version write better texts than the incumbent?
 
-With P = P(candidate's pooled rate > incumbent's pooled rate) (Beta(1, 1) posteriors,
-events since the candidate was created): promote when P ≥ ``promote_prob``, roll back
-when P ≤ ``rollback_prob``; once the candidate has ``gate_max_impressions`` impressions,
-decide by the posterior means instead of waiting longer; otherwise continue. Every
-evaluation, "continue" included, is recorded in ``gate_decisions`` with its figures.
+With P = P(the candidate's average variant rate > the incumbent's) on the campaigns where
+the candidate has variants (``evidence.Comparison``: each variant weighs the same, however
+the bandit split the traffic): promote when P ≥ ``promote_prob``, roll back when
+P ≤ ``rollback_prob``; once the candidate has ``gate_max_impressions`` impressions, decide
+by the posterior means instead of waiting longer; otherwise continue. Every evaluation,
+"continue" included, is recorded in ``gate_decisions`` with its figures.
 """
 
 from __future__ import annotations

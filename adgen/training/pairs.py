@@ -6,8 +6,8 @@ Three kinds of training examples, all sharing the generator's chat prompt for th
   posterior probability that A's success rate (clicks or conversions per impression, per
   the campaign's reward) exceeds B's is at least ``threshold`` (Beta(1, 1) priors).
 * **Reward-model pairs** (DPO): among N fresh samples from the current version for one
-  prompt, the best-scored sample that passed the guardrails is preferred over the
-  worst-scored sample (which may have failed them: that teaches compliance too).
+  prompt, each of the k best-scored samples that passed the guardrails is preferred over
+  each of the k worst-scored passing ones and the k worst failing ones (compliance too).
 * **Binary examples** (KTO): a variant is *desirable* when P(its rate > the pooled rate of
   the campaign's other variants) ≥ ``threshold``, *undesirable* when that probability is
   ≤ 1 − ``threshold``; variants in between give no example. Reward-model pairs give one
@@ -107,31 +107,45 @@ def live_pairs(evidence: Iterable[CampaignEvidence], threshold: float) -> list[P
     return pairs
 
 
-def ranked_pair(
+def ranked_pairs(
     campaign_id: int,
     prompt: Messages,
     texts: Sequence[str],
     scores: Sequence[float],
     passed: Sequence[bool],
-) -> PreferencePair | None:
-    """Best-scored sample that passed the guardrails over the worst-scored sample.
+    k: int,
+) -> list[PreferencePair]:
+    """Each of the ``k`` best-scored samples that passed the guardrails over each of the
+    ``k`` worst-scored ones that passed and the ``k`` worst that failed.
 
-    None when no sample passed, or when the two would be the same text or score equally.
+    Two contrasts: among compliant texts the reward model's preference (what the audience
+    likes), and compliance itself (a failed text never wins). Duplicate texts count once;
+    a pair of equal passing scores teaches nothing and is left out. Empty when no sample
+    passed.
     """
     if not len(texts) == len(scores) == len(passed):
         raise ValueError(
             f"texts, scores and passed must have the same length, got "
             f"{len(texts)}, {len(scores)}, {len(passed)}"
         )
-    eligible = [i for i in range(len(texts)) if passed[i]]
-    if not eligible:
-        return None
-    best = max(eligible, key=lambda i: scores[i])
-    worst = min(range(len(texts)), key=lambda i: scores[i])
-    gap = float(scores[best] - scores[worst])
-    if texts[best] == texts[worst] or gap <= 0:
-        return None
-    return PreferencePair(campaign_id, prompt, texts[best], texts[worst], "reward_model", gap)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    first = {t: i for i, t in reversed(list(enumerate(texts)))}
+    unique = sorted(first.values(), key=lambda i: scores[i])
+    ok = [i for i in unique if passed[i]]
+    failed = [i for i in unique if not passed[i]]
+    chosen = ok[::-1][:k]
+    rejected = [i for i in ok[:k] if i not in chosen] + failed[:k]
+    pairs: list[PreferencePair] = []
+    for c in chosen:
+        for r in rejected:
+            gap = float(scores[c] - scores[r])
+            if passed[r] and gap <= 0:
+                continue
+            pairs.append(
+                PreferencePair(campaign_id, prompt, texts[c], texts[r], "reward_model", gap)
+            )
+    return pairs
 
 
 def binary_examples(evidence: Iterable[CampaignEvidence], threshold: float) -> list[BinaryExample]:
@@ -157,12 +171,17 @@ def binary_examples(evidence: Iterable[CampaignEvidence], threshold: float) -> l
 
 
 def examples_from_pairs(pairs: Iterable[PreferencePair]) -> list[BinaryExample]:
-    """Each pair as two KTO examples: chosen desirable, rejected undesirable."""
-    out: list[BinaryExample] = []
+    """The pairs' texts as KTO examples, once each: chosen desirable, rejected undesirable
+    (a text in several pairs keeps its strongest pair's strength)."""
+    best: dict[tuple[int, str, bool], BinaryExample] = {}
     for p in pairs:
-        out.append(BinaryExample(p.campaign_id, p.prompt, p.chosen, True, p.source, p.strength))
-        out.append(BinaryExample(p.campaign_id, p.prompt, p.rejected, False, p.source, p.strength))
-    return out
+        for text, desirable in ((p.chosen, True), (p.rejected, False)):
+            key = (p.campaign_id, text, desirable)
+            if key not in best or p.strength > best[key].strength:
+                best[key] = BinaryExample(
+                    p.campaign_id, p.prompt, text, desirable, p.source, p.strength
+                )
+    return list(best.values())
 
 
 def split_heldout(

@@ -28,30 +28,10 @@ def train_dpo(
     progress: bool = False,
 ) -> TrainStats:
     """``config.steps`` DPO steps on ``pairs``."""
-    from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
-
     if not pairs:
         raise InsufficientEvidence("DPO needs at least one preference pair")
-    dataset = Dataset.from_list(dpo_rows(pairs))
-
-    def build(output_dir: str, callbacks: list[Any]) -> Any:
-        args = DPOConfig(
-            **common_args(config, output_dir, use_cpu=use_cpu, progress=progress),
-            beta=config.beta,
-            max_length=config.max_length,
-            precompute_ref_log_probs=False,
-        )
-        return DPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            callbacks=callbacks,
-        )
-
     logger.info("DPO: %d pairs, %d steps of %d", len(pairs), config.steps, config.batch_size)
-    return run_trainer(build)
+    return _run_offline("dpo", model, tokenizer, dpo_rows(pairs), config, use_cpu, progress)
 
 
 def train_kto(
@@ -64,9 +44,6 @@ def train_kto(
     progress: bool = False,
 ) -> TrainStats:
     """``config.steps`` KTO steps on ``examples`` (both labels must be present)."""
-    from datasets import Dataset
-    from trl import KTOConfig, KTOTrainer
-
     desirable = sum(e.desirable for e in examples)
     if desirable == 0 or desirable == len(examples):
         raise InsufficientEvidence(
@@ -77,23 +54,6 @@ def train_kto(
         raise InsufficientEvidence(
             f"KTO needs at least batch_size ({config.batch_size}) examples, got {len(examples)}"
         )
-    dataset = Dataset.from_list(kto_rows(examples, config.seed))
-
-    def build(output_dir: str, callbacks: list[Any]) -> Any:
-        args = KTOConfig(
-            **common_args(config, output_dir, use_cpu=use_cpu, progress=progress),
-            beta=config.beta,
-            max_length=config.max_length,
-            precompute_ref_log_probs=False,
-        )
-        return KTOTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            callbacks=callbacks,
-        )
-
     logger.info(
         "KTO: %d examples (%d desirable), %d steps of %d",
         len(examples),
@@ -101,4 +61,41 @@ def train_kto(
         config.steps,
         config.batch_size,
     )
+    rows = kto_rows(examples, config.seed)
+    return _run_offline("kto", model, tokenizer, rows, config, use_cpu, progress)
+
+
+def _run_offline(
+    trainer: str,
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    config: TrainConfig,
+    use_cpu: bool,
+    progress: bool,
+) -> TrainStats:
+    """One TRL DPO or KTO run on conversational ``rows``."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
+
+    args_cls, trainer_cls = {"dpo": (DPOConfig, DPOTrainer), "kto": (KTOConfig, KTOTrainer)}[
+        trainer
+    ]
+    dataset = Dataset.from_list(list(rows))
+
+    def build(output_dir: str, callbacks: list[Any]) -> Any:
+        args = args_cls(
+            **common_args(config, output_dir, use_cpu=use_cpu, progress=progress),
+            beta=config.beta,
+            max_length=config.max_length,
+            precompute_ref_log_probs=False,
+        )
+        return trainer_cls(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+
     return run_trainer(build)

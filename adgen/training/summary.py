@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, computed_field
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from adgen.db.models import ArmStats, Campaign, ModelVersion, Variant
 
 
-@dataclass(frozen=True)
-class VersionSummary:
-    """One model version with its served evidence (all time) and training figures."""
+class VersionSummary(BaseModel):
+    """One model version with its served evidence (all time) and training figures; the
+    API's response model too."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
     status: str
@@ -32,16 +34,11 @@ class VersionSummary:
     metrics: dict[str, Any]
     hyperparams: dict[str, Any]
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def rate(self) -> float | None:
         """Successes per impression of the version's variants (None before any)."""
         return self.successes / self.impressions if self.impressions else None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        d = asdict(self)
-        d["rate"] = self.rate
-        return d
 
 
 def version_summaries(session: Session, base_model: str | None = None) -> list[VersionSummary]:

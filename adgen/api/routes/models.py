@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -13,32 +12,11 @@ from adgen.api.schemas import MAX_ID
 from adgen.db.models import GateDecision
 from adgen.training.rollout import promote as promote_version
 from adgen.training.rollout import rollback as rollback_version
-from adgen.training.summary import version_summaries
+from adgen.training.summary import VersionSummary, version_summaries
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 VersionId = Annotated[int, Path(ge=1, le=MAX_ID, description="model version id")]
-
-
-class ModelVersionPublic(BaseModel):
-    """A model version with its served evidence and training figures."""
-
-    id: int
-    status: str
-    base_model: str
-    parent_id: int | None
-    created_at: datetime
-    promoted_at: datetime | None
-    adapter: str | None
-    variants: int
-    active_variants: int
-    impressions: int
-    successes: int
-    rate: float | None
-    heldout_accuracy: float | None
-    margin_gain: float | None
-    metrics: dict[str, Any]
-    hyperparams: dict[str, Any]
 
 
 class DecisionPublic(BaseModel):
@@ -76,9 +54,9 @@ class DecisionPublic(BaseModel):
 def list_versions(
     session: SessionDep,
     base_model: Annotated[str | None, Query(description="only this lineage")] = None,
-) -> list[ModelVersionPublic]:
+) -> list[VersionSummary]:
     """Every model version, newest first."""
-    return [ModelVersionPublic(**s.as_dict()) for s in version_summaries(session, base_model)]
+    return version_summaries(session, base_model)
 
 
 @router.post("/{version_id}/promote", dependencies=[AdminDep])
