@@ -12,10 +12,12 @@ seeds:
   final reward model (the share a rollout keeps: ``rollout_variants`` of
   ``rollout_best_of``), no weight updates.
 
-The final version is measured both ways: its plain samples (``policy_lift``: what the
-weight updates alone did) and its samples with the same reward-model selection, which is
-how a version writes the variants it serves (``lift``, the headline figure). The weight
-updates pay off when ``lift`` exceeds ``rm_only_lift``: same selection, better generator.
+The final version is the one the lineage serves after the last round (rolled-back
+candidates are gone by then). It is measured both ways: its plain samples
+(``policy_lift``: what the weight updates did) and the same samples with the reward-model
+selection a rollout applies (``lift``: how a version writes the variants it serves). The
+weight updates pay off when ``lift`` exceeds ``rm_only_lift``: same selection, better
+generator.
 
     python bench/closed_loop.py --audience FILE --rounds N --seed S [--quick]
 """
@@ -68,16 +70,16 @@ def evaluate(
     seed: int,
     reward_model: RewardModel | None = None,
 ) -> float:
-    """Mean true CTR of a version's texts over the evaluation briefs: its ``n`` accepted
-    samples, or with ``reward_model`` the ``n`` best-scored of ``n × best_of / keep``
-    samples, the share a rollout keeps (how a version writes the variants it serves)."""
+    """Mean true CTR of a version's texts over the evaluation briefs: its accepted samples
+    among ``n``, or with ``reward_model`` the best-scored share of them that a rollout keeps
+    (``rollout_variants`` of ``rollout_best_of``: how a version writes what it serves)."""
     settings = loop.settings
-    draw = n if reward_model is None else n * settings.rollout_best_of // settings.rollout_variants
     values = []
     for i, brief in enumerate(briefs):
-        texts = sample(loop, version, brief, max(draw, n), seed + i)
+        texts = sample(loop, version, brief, n, seed + i)
         if reward_model is not None and texts:
-            texts = [texts[j] for j in reward_model.rank(texts, brief)[:n]]
+            keep = max(1, len(texts) * settings.rollout_variants // settings.rollout_best_of)
+            texts = [texts[j] for j in reward_model.rank(texts, brief)[:keep]]
         values.append(true_ctr(loop.audience, texts, brief))
     return float(np.nanmean(values))
 
@@ -94,7 +96,11 @@ def main() -> None:
     parser.add_argument("--impressions", type=int, default=20_000, help="per round")
     parser.add_argument("--samples", type=int, default=32, help="evaluation samples per brief")
     parser.add_argument("--train-steps", type=int, default=None)
-    parser.add_argument("--quick", action="store_true", help="1 round, little traffic, 8 samples")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 round, little traffic, 8 samples (8 ranked per campaign)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.impressions, args.samples = 1, 1_500, 8
@@ -114,6 +120,8 @@ def main() -> None:
         }
         if args.train_steps:
             update["train_steps"] = args.train_steps
+        if args.quick:
+            update["rm_samples"] = 8
         settings = Settings().model_copy(update=update)
         config = DemoConfig(
             rounds=args.rounds, impressions_per_round=args.impressions, seed=args.seed
@@ -132,7 +140,9 @@ def main() -> None:
                 }
             base = next(v for v in versions.values() if v.parent_id is None)
             base_ctr = evaluate(loop, base, briefs, args.samples, args.seed)
-            per_round, final_ctr, final_id = [], base_ctr, base.id
+            with loop.sessions() as s:  # the version the lineage serves after the last round
+                final_id = loop.registry.active_version(s, base.base_model).id
+            per_round, final_ctr = [], base_ctr
             for report in loop.rounds:
                 vid = report.candidates[0] if report.candidates else report.serving["en"]
                 ctr = (
@@ -140,8 +150,8 @@ def main() -> None:
                     if vid == base.id
                     else evaluate(loop, versions[vid], briefs, args.samples, args.seed)
                 )
-                if report.candidates:
-                    final_ctr, final_id = ctr, vid
+                if vid == final_id:
+                    final_ctr = ctr
                 per_round.append(
                     {
                         "round": report.round,
@@ -152,6 +162,8 @@ def main() -> None:
                         "rolled_back": report.rolled_back,
                     }
                 )
+            if final_id not in {p["version"] for p in per_round}:
+                final_ctr = evaluate(loop, versions[final_id], briefs, args.samples, args.seed)
             no_retrain = evaluate(loop, base, briefs, args.samples, args.seed + 1000)
             with loop.sessions() as s:
                 reward_model = load_active(s)

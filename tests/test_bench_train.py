@@ -32,6 +32,6 @@ def test_bench_train_quick_prints_a_table_then_one_json_line() -> None:
     assert all(result[k] > 0 for k in KEYS), result
     # 7 winners x 7 losers, every one a clear preference; one KTO example per variant
     assert (result["pairs"], result["kto_examples"], result["steps"]) == (49, 14, 2)
-    assert result["adapter_mb"] < 5  # LoRA r=8 on q_proj,v_proj: about 1.9 MB
+    assert result["adapter_mb"] < 12  # LoRA r=8 on every linear layer: about 9.8 MB
     assert result["cycle_heldout_margin_before"] is not None
     assert "training speed" in proc.stdout and "one full training cycle" in proc.stdout

@@ -86,6 +86,7 @@ def test_demo_settings_use_a_fresh_sqlite_file_and_keep_zh_out_of_training(
     fresh = demo_settings(base, train_steps=3, include_zh=False, keep=False)
     assert fresh.db_url == f"sqlite:///{db.as_posix()}" and not db.exists()
     assert fresh.train_steps == 3 and fresh.train_locales == ["en"]
+    assert fresh.rm_samples == 16 < base.rm_samples  # the demo ranks fewer fresh samples
     db.write_text("old")
     kept = demo_settings(base, train_steps=None, include_zh=True, keep=True)
     assert db.exists() and kept.train_locales == ["en", "zh"]

@@ -130,7 +130,7 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     assert m["pairs_live"] >= 8 and m["heldout_pairs"] >= 2 and m["steps"] == 6
     assert m["heldout_margin_after"] > m["heldout_margin_before"]
     assert m["train_loss"] is not None and m["reward_margin_final"] > 0
-    assert 0 < m["adapter_mb"] < 5
+    assert 0 < m["adapter_mb"] < 12  # LoRA r=8 on every linear layer: about 9.8 MB
 
     with pg_sessions() as session:
         candidate = session.get_one(ModelVersion, done.candidate_version_id)
