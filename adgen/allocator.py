@@ -296,6 +296,7 @@ class Allocator:
             tuple((a.variant_id, a.successes, a.trials, a.candidate) for a in arms),
             settings.min_exploration,
             settings.candidate_traffic_cap,
+            settings.candidate_traffic_floor,
         )
         if previous is not None and previous.key == key:
             return previous  # nothing changed: keep the policy and its drawn block
@@ -304,6 +305,7 @@ class Allocator:
         controls = Controls(
             min_exploration=settings.min_exploration,
             cap=settings.candidate_traffic_cap,
+            guaranteed=settings.candidate_traffic_floor,
             capped=tuple(i for i, a in enumerate(arms) if a.candidate),
         )
         policy = ThompsonSampling(

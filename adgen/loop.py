@@ -48,9 +48,9 @@ class DemoConfig:
     """How much the loop does per round.
 
     A candidate is decided within the round after the one that made it: the loop lowers
-    ``gate_max_impressions`` to half the traffic a candidate can get in one round, so the
-    gate decides by posterior means when one round's evidence leaves it unsure (a candidate
-    still before the gate would hold back the next training cycle).
+    ``gate_max_impressions`` to what one round surely gives it (``one_round_gate_max``),
+    so the gate decides by posterior means when one round's evidence leaves it unsure (a
+    candidate still before the gate would hold back the next training cycle).
     """
 
     rounds: int = 5
@@ -63,6 +63,14 @@ class DemoConfig:
         for name in ("rounds", "impressions_per_round", "batch_size", "variants_per_campaign"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+
+
+def one_round_gate_max(settings: Settings, impressions_per_round: int) -> int:
+    """The gate's sample size that one round surely gives a candidate: nine tenths of its
+    guaranteed share of the round (half its cap when nothing is guaranteed), at most the
+    configured ``gate_max_impressions``."""
+    share = settings.candidate_traffic_floor or settings.candidate_traffic_cap / 2
+    return max(1, min(settings.gate_max_impressions, int(0.9 * share * impressions_per_round)))
 
 
 @dataclass
@@ -116,8 +124,7 @@ class ClosedLoop:
         from adgen.training.scheduler import TrainingJob
 
         settings = self._settings
-        one_round = settings.candidate_traffic_cap * self.config.impressions_per_round
-        gate_max = max(1, min(settings.gate_max_impressions, int(one_round / 2)))
+        gate_max = one_round_gate_max(settings, self.config.impressions_per_round)
         settings = settings.model_copy(update={"gate_max_impressions": gate_max})
         if settings.kafka_bootstrap is None:
             self._broker = EmbeddedBroker().start()

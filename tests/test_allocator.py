@@ -92,6 +92,37 @@ def test_candidate_cap_rolled_back_versions_and_rewards(pg_sessions: sessionmake
     assert conv[conv_ids[1]].probability > 0.99
 
 
+def test_a_trailing_candidate_keeps_its_guaranteed_traffic(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """Candidate texts far worse than the incumbent's would get almost no traffic from the
+    bandit alone; the floor keeps them at exactly ``candidate_traffic_floor`` so the gate
+    gets its evidence."""
+    with pg_sessions.begin() as session:
+        active = _version(session, "active")
+        candidate = _version(session, "candidate")
+        cid, incumbents = _campaign(session, 2, version=active)
+        new = [v.id for v in add_variants(session, cid, ["new a", "new b"],
+                                          model_version_id=candidate)]
+        for vid in incumbents:
+            _set_stats(session, vid, 5000, 250)
+        for vid in new:
+            _set_stats(session, vid, 1000, 10)
+    allocator = Allocator(pg_sessions, _settings(candidate_traffic_floor=0.08),
+                          np.random.default_rng(0))
+    assert allocator.refresh()
+    arms = {a.variant_id: a for a in allocator.arms(cid)}
+    assert sum(arms[v].probability for v in new) == pytest.approx(0.08)
+    served = [allocator.allocate(cid) for _ in range(20_000)]
+    assert np.mean([a.variant_id in new for a in served]) == pytest.approx(0.08, abs=0.01)
+    assert all(a.propensity == pytest.approx(arms[a.variant_id].probability) for a in served)
+
+
+def test_the_candidate_floor_cannot_exceed_its_cap() -> None:
+    with pytest.raises(ValueError, match="CANDIDATE_TRAFFIC_FLOOR"):
+        _settings(candidate_traffic_cap=0.1, candidate_traffic_floor=0.2)
+
+
 def test_unknown_paused_and_empty_campaigns(pg_sessions: sessionmaker[Session]) -> None:
     with pg_sessions.begin() as session:
         paused, _ = _campaign(session, 2, status="paused")

@@ -122,6 +122,34 @@ def test_cap_leaves_a_group_below_it_alone() -> None:
     assert ts.probabilities()[0] < 0.01
 
 
+def test_a_starved_candidate_still_gets_its_guaranteed_share() -> None:
+    """The policy would give the clearly worse candidate arms almost nothing; the guarantee
+    lifts them to exactly their share, and the logged propensities are the served ones."""
+    controls = Controls(cap=0.2, guaranteed=0.05, capped=(2, 3))
+    ts = ThompsonSampling(4, np.random.default_rng(8), controls=controls)
+    ts.set_evidence([90, 80, 10, 12], [1000, 1000, 1000, 1000])
+    p = ts.probabilities()
+    assert p[[2, 3]].sum() == pytest.approx(0.05, abs=1e-12)
+    assert p[2] == pytest.approx(p[3])  # the policy gives them nothing: spread evenly
+    arms, props = ts.choose_many(100_000)
+    np.testing.assert_array_equal(props, p[arms])
+    assert np.isin(arms, [2, 3]).mean() == pytest.approx(0.05, abs=0.003)
+
+
+def test_a_candidate_between_guarantee_and_cap_is_left_to_the_policy() -> None:
+    base = np.array([0.5, 0.4, 0.06, 0.04])
+    p = apply_controls(base, Controls(cap=0.2, guaranteed=0.05, capped=(2, 3)))
+    np.testing.assert_allclose(p, base)
+
+
+def test_the_guarantee_keeps_the_policy_order_inside_the_group() -> None:
+    base = np.array([0.9, 0.07, 0.02, 0.01])
+    p = apply_controls(base, Controls(cap=0.2, guaranteed=0.06, capped=(2, 3)))
+    assert p[[2, 3]].sum() == pytest.approx(0.06) and p.sum() == pytest.approx(1.0)
+    assert p[2] == pytest.approx(2 * p[3])
+    assert p[0] / p[1] == pytest.approx(0.9 / 0.07)
+
+
 def test_cap_and_floor_together_keep_both_where_feasible() -> None:
     base = np.array([0.0, 0.0, 0.6, 0.4])
     p = apply_controls(base, Controls(min_exploration=0.2, cap=0.3, capped=(2, 3)))

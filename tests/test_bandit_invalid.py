@@ -78,6 +78,8 @@ def test_bad_batch_sizes(ts: ThompsonSampling, n: object) -> None:
         ({"cap": 0.0}, "cap"),
         ({"cap": 1.5}, "cap"),
         ({"capped": (1, 1)}, "twice"),
+        ({"cap": 0.1, "guaranteed": 0.2}, "guaranteed"),
+        ({"guaranteed": -0.1}, "guaranteed"),
         ({"paused": ("a",)}, "paused"),
     ],
 )

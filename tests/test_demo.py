@@ -12,7 +12,7 @@ from adgen.audience import load_audience
 from adgen.brief import Brief
 from adgen.cli.demo_cmd import demo_settings
 from adgen.db.models import ArmStats, Event, GateDecision, ModelVersion, TrainingRun, Variant
-from adgen.loop import ClosedLoop, DemoConfig, load_briefs
+from adgen.loop import ClosedLoop, DemoConfig, load_briefs, one_round_gate_max
 from adgen.settings import Settings
 
 
@@ -104,3 +104,15 @@ def test_briefs_file_is_valid() -> None:
 def test_demo_config_refuses_nonsense(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         DemoConfig(**bad)
+
+
+def test_the_loop_decides_each_candidate_on_traffic_one_round_surely_gives_it() -> None:
+    """The candidate is guaranteed its floor of every round: the gate's sample size stays
+    below it (a candidate the bandit starves is still decided within a round)."""
+    settings = Settings(candidate_traffic_floor=0.05, candidate_traffic_cap=0.2)
+    assert one_round_gate_max(settings, 100_000) == 4_500
+    assert one_round_gate_max(settings.model_copy(update={"gate_max_impressions": 3000}),
+                              100_000) == 3_000
+    no_floor = settings.model_copy(update={"candidate_traffic_floor": 0.0})
+    assert one_round_gate_max(no_floor, 100_000) == 9_000
+    assert one_round_gate_max(settings, 10) == 1

@@ -20,7 +20,7 @@ from adgen.history.reader import ColumnMap
 from adgen.reward import FeatureSpec, RewardConfig, RewardModel
 from adgen.reward.evaluation import evaluate, impression_auc, two_proportion_p
 from adgen.reward.features import HANDCRAFTED_NAMES, handcrafted
-from adgen.reward.training import load_active, train_and_store
+from adgen.reward.training import holdout_split, load_active, train_and_store
 from adgen.settings import Settings
 
 PRODUCTS = ["running shoes", "coffee beans", "desk lamps", "yoga mats", "travel bags",
@@ -206,3 +206,29 @@ def test_train_on_historical_evidence(
         both = train_and_store(session, settings, "both")
         assert both is not None and both.source == "both"
         assert both.n_train + both.metrics["n_eval"] == len(texts)
+
+
+def test_the_holdout_split_is_stable_as_evidence_grows() -> None:
+    """An arm held out once stays held out (and a training arm stays in training) when new
+    arms arrive, so the active model is never judged on arms it was trained on."""
+    keys = [f"variant:{i}" for i in range(200)]
+    units = ["campaign:1", "campaign:2"] * 100  # too few campaigns: arms are split
+    train_small, held_small = holdout_split(units[:60], keys[:60], 0.25)
+    train_big, held_big = holdout_split(units, keys, 0.25)
+    assert set(held_small) == set(held_big) & set(range(60))
+    assert set(train_small) == set(train_big) & set(range(60))
+    assert 0.15 < len(held_big) / 200 < 0.35
+    assert set(train_big) | set(held_big) == set(range(200))
+
+
+def test_the_holdout_split_keeps_whole_campaigns_and_holds_at_least_one() -> None:
+    """With enough campaigns, each is wholly held out or wholly trained on; a split always
+    holds out one arm and keeps one for training."""
+    units = [f"campaign:{i % 12}" for i in range(120)]
+    keys = [f"variant:{i}" for i in range(120)]
+    train, held = holdout_split(units, keys, 0.25)
+    held_units = {units[i] for i in held}
+    assert held_units and not held_units & {units[i] for i in train}
+    for share in (1e-9, 0.999999):
+        train, held = holdout_split(units[:3], keys[:3], share)
+        assert len(held) >= 1 and len(train) >= 1

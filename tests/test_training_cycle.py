@@ -146,6 +146,7 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     assert candidate.parent_id is not None and candidate.data_window_end is not None
     assert candidate.hyperparams["trainer"] == "dpo" and candidate.hyperparams["lora_r"] == 8
     assert candidate.hyperparams["learning_rate"] == train_settings.learning_rate
+    assert candidate.hyperparams["sft_weight"] == train_settings.dpo_sft_weight == 1.0
     assert candidate.metrics["heldout_margin_after"] == m["heldout_margin_after"]
     adapter = Path(candidate.adapter_path or "")
     assert adapter == train_settings.models_dir / f"v{candidate.id}"

@@ -3,7 +3,9 @@
 - ``min_exploration``: a share of traffic spread evenly over the live arms, so every live
   arm gets at least ``min_exploration / live_arms``;
 - ``cap`` over ``capped`` arms (a candidate model version's variants): together they get at
-  most ``cap`` of the traffic, exactly, in expectation;
+  most ``cap`` of the traffic, exactly, in expectation, and at least ``guaranteed``: a
+  candidate under evaluation keeps a known share of traffic however little the policy
+  thinks of it, so the gate's evidence arrives at a known rate;
 - ``paused`` arms get nothing.
 
 Because the controls transform the probability vector that choices are drawn from, the
@@ -24,6 +26,7 @@ class Controls:
 
     min_exploration: float = 0.0
     cap: float = 1.0
+    guaranteed: float = 0.0
     capped: tuple[int, ...] = ()
     paused: tuple[int, ...] = ()
 
@@ -35,6 +38,11 @@ class Controls:
             )
         if not 0.0 < self.cap <= 1.0:
             raise ValueError(f"cap must be in (0, 1], got {self.cap!r}; 1 means no cap")
+        if not 0.0 <= self.guaranteed <= self.cap:
+            raise ValueError(
+                f"guaranteed must be in [0, cap={self.cap!r}], got {self.guaranteed!r}: it is "
+                "the least share of traffic the capped arms get together"
+            )
         for name in ("capped", "paused"):
             arms = getattr(self, name)
             if any(not isinstance(a, int | np.integer) or isinstance(a, bool) for a in arms):
@@ -65,10 +73,11 @@ def apply_controls(base: NDArray[np.float64], controls: Controls) -> NDArray[np.
     """Turn a policy's distribution over live arms into the served distribution.
 
     ``base`` sums to one and is zero on paused arms. The exploration floor mixes in the
-    uniform distribution over live arms; if the capped arms then hold more than ``cap``,
-    they get exactly ``cap`` and the rest ``1 - cap``, each group spread as the policy
-    prefers but keeping the floor where the cap leaves room for it. A cap on every live
-    arm cannot hold and is ignored (there is nothing else to serve).
+    uniform distribution over live arms; if the capped arms then hold more than ``cap``
+    (less than ``guaranteed``), they get exactly ``cap`` (``guaranteed``) and the rest the
+    remainder, each group spread as the policy prefers but keeping the floor where the cap
+    leaves room for it. A cap on every live arm cannot hold and is ignored (there is
+    nothing else to serve).
     """
     live = controls.live_mask(base.shape[-1])
     n_live = int(live.sum())
@@ -78,11 +87,13 @@ def apply_controls(base: NDArray[np.float64], controls: Controls) -> NDArray[np.
     group[list(controls.capped)] = True
     group &= live
     n_group = int(group.sum())
-    if n_group == 0 or n_group == n_live or p[group].sum() <= controls.cap:
+    held = float(p[group].sum())
+    if n_group == 0 or n_group == n_live or controls.guaranteed <= held <= controls.cap:
         return p
+    target = min(max(held, controls.guaranteed), controls.cap)
     rest = live & ~group
     out = np.zeros_like(p)
-    for members, share in ((group, controls.cap), (rest, 1.0 - controls.cap)):
+    for members, share in ((group, target), (rest, 1.0 - target)):
         out[members] = _spread(base[members], share, floor)
     return out
 

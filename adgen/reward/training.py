@@ -3,15 +3,20 @@
 Evidence comes from live ``arm_stats`` (variants of campaigns, with their briefs), from
 imported historical tests, or both (``settings.reward_source``). A share of it is held
 out: whole campaigns/tests when there are at least ``MIN_UNITS_FOR_UNIT_SPLIT`` of them
-(the model must generalise to new ones), otherwise single arms. The new model and the
-active one are scored on the same held-out arms; the new one becomes active unless it is
-worse on the primary metric (pairwise accuracy within campaigns/tests when there are
-enough pairs, else impression-level AUC), in which case it is stored as ``rejected``.
+(the model must generalise to new ones), otherwise single arms. Membership is a stable hash
+of the campaign/test or arm, so an arm held out once stays held out as evidence grows: the
+active model, trained on an earlier split, never saw the arms both models are judged on
+(a fresh random split would judge it partly on its own training arms, and a better new
+model would lose). The new model and the active one are scored on the same held-out arms;
+the new one becomes active unless it is worse on the primary metric (pairwise accuracy
+within campaigns/tests when there are enough pairs, else impression-level AUC), in which
+case it is stored as ``rejected``.
 Repository functions: the caller owns the transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -45,7 +50,8 @@ class Evidence:
     """Arms to learn from: text, brief (None for historical tests), outcome, and where from.
 
     ``units`` are what the hold-out split keeps together (a campaign, a past test);
-    ``groups`` are the comparable arms that evaluation pairs (a campaign; a test and image).
+    ``groups`` are the comparable arms that evaluation pairs (a campaign; a test and image);
+    ``keys`` name each arm for good (a variant; a test, image and text).
     """
 
     texts: list[str]
@@ -54,6 +60,7 @@ class Evidence:
     trials: NDArray[np.float64]
     units: list[str]
     groups: list[str]
+    keys: list[str]
     window_start: datetime | None = None
     window_end: datetime | None = None
 
@@ -70,6 +77,7 @@ class Evidence:
             trials=self.trials[idx],
             units=[self.units[i] for i in idx],
             groups=[self.groups[i] for i in idx],
+            keys=[self.keys[i] for i in idx],
         )
 
     @staticmethod
@@ -82,6 +90,7 @@ class Evidence:
             np.concatenate([a.trials, b.trials]),
             a.units + b.units,
             a.groups + b.groups,
+            a.keys + b.keys,
             a.window_start or b.window_start,
             a.window_end or b.window_end,
         )
@@ -102,6 +111,7 @@ def live_evidence(session: Session) -> Evidence:
     successes: list[int] = []
     trials: list[int] = []
     groups: list[str] = []
+    keys: list[str] = []
     for text, stats, campaign in rows:
         if campaign.id not in briefs:
             briefs[campaign.id] = brief_of(campaign)
@@ -110,6 +120,7 @@ def live_evidence(session: Session) -> Evidence:
         successes.append(stats.conversions if campaign.reward == "conversion" else stats.clicks)
         trials.append(stats.impressions)
         groups.append(f"campaign:{campaign.id}")
+        keys.append(f"variant:{stats.variant_id}")
     start, end = session.execute(
         select(func.min(Variant.created_at), func.max(ArmStats.updated_at))
         .join(ArmStats, ArmStats.variant_id == Variant.id)
@@ -122,6 +133,7 @@ def live_evidence(session: Session) -> Evidence:
         np.array(trials, dtype=np.float64),
         groups,
         groups,
+        keys,
         start,
         end,
     )
@@ -137,6 +149,7 @@ def historical_evidence(session: Session) -> Evidence:
         np.array([a.impressions for a in arms], dtype=np.float64),
         [f"test:{a.experiment_id}" for a in arms],
         [f"test:{a.experiment_id}:{a.group or ''}" for a in arms],
+        [f"test:{a.experiment_id}:{a.group or ''}:{a.text}" for a in arms],
     )
 
 
@@ -149,18 +162,29 @@ def gather(session: Session, source: Source) -> Evidence:
     return Evidence.concat(live_evidence(session), historical_evidence(session))
 
 
+def _stable_fraction(key: str) -> float:
+    """A number in [0, 1) fixed by ``key`` (the first 8 bytes of its SHA-256)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
 def holdout_split(
-    units: list[str], share: float, rng: np.random.Generator
+    units: list[str], keys: list[str], share: float
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(train, held-out) indices: whole units when there are enough of them, else arms."""
-    n = len(units)
-    unique = sorted(set(units))
-    if len(unique) >= MIN_UNITS_FOR_UNIT_SPLIT:
-        held_units = set(rng.permutation(unique)[: math.ceil(share * len(unique))].tolist())
-        held = np.array([u in held_units for u in units])
-    else:
-        held = np.zeros(n, dtype=bool)
-        held[rng.permutation(n)[: max(1, math.ceil(share * n))]] = True
+    """(train, held-out) indices: whole units when there are enough of them, else arms.
+
+    A unit (or arm) is held out when the stable hash of its name falls below ``share``, so
+    the split of the arms seen before does not change as new ones arrive. At least one arm
+    is held out and at least one kept for training.
+    """
+    by_unit = len(set(units)) >= MIN_UNITS_FOR_UNIT_SPLIT
+    fractions = np.array(
+        [_stable_fraction(u if by_unit else k) for u, k in zip(units, keys, strict=True)]
+    )
+    held = fractions < share
+    if not held.any():
+        held[np.argmin(fractions)] = True
+    if held.all() and len(held) > 1:
+        held[np.argmax(fractions)] = False
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
@@ -215,7 +239,6 @@ def train_and_store(
     source: Source | None = None,
     *,
     config: RewardConfig | None = None,
-    seed: int = 0,
 ) -> RewardModelRecord | None:
     """Train on ``source`` (default ``settings.reward_source``), evaluate, store, decide.
 
@@ -234,8 +257,7 @@ def train_and_store(
             len(evidence), source, settings.reward_min_arms, clicks, misses,
         )
         return None
-    rng = np.random.default_rng(seed)
-    train_idx, held_idx = holdout_split(evidence.units, settings.reward_holdout, rng)
+    train_idx, held_idx = holdout_split(evidence.units, evidence.keys, settings.reward_holdout)
     train, held = evidence.subset(train_idx), evidence.subset(held_idx)
     model = RewardModel(config or config_from_settings(settings)).fit(
         train.texts, train.briefs, train.successes, train.trials

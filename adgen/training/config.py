@@ -29,6 +29,13 @@ class TrainConfig:
     )
     learning_rate: float = field(default=5e-4, metadata={"help": "AdamW learning rate."})
     beta: float = field(default=0.1, metadata={"help": "DPO/KTO β (strength of the reference)."})
+    sft_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "DPO: weight of an added NLL loss on the chosen texts (RPO); keeps the "
+            "policy writing texts like the ones it is taught to prefer. 0 = plain DPO."
+        },
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank of a new adapter."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha of a new adapter."})
     lora_targets: tuple[str, ...] = field(
@@ -57,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         if self.beta <= 0:
             raise ValueError(f"beta must be > 0, got {self.beta}")
+        if self.sft_weight < 0:
+            raise ValueError(f"sft_weight must be >= 0, got {self.sft_weight}")
         if self.lora_r < 1 or self.lora_alpha < 1:
             raise ValueError(
                 f"lora_r and lora_alpha must be >= 1, got {self.lora_r}, {self.lora_alpha}"
@@ -85,6 +94,7 @@ class TrainConfig:
             "batch_size": settings.train_batch_size,
             "learning_rate": settings.learning_rate,
             "beta": settings.dpo_beta,
+            "sft_weight": settings.dpo_sft_weight,
             "lora_r": settings.lora_r,
             "lora_alpha": settings.lora_alpha,
             "lora_targets": tuple(settings.lora_targets),

@@ -83,12 +83,17 @@ def _run_offline(
     ]
     dataset = Dataset.from_list(list(rows))
 
+    extra: dict[str, Any] = {}
+    if trainer == "dpo" and config.sft_weight > 0:  # RPO: DPO's loss + weight × NLL(chosen)
+        extra = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, config.sft_weight]}
+
     def build(output_dir: str, callbacks: list[Any]) -> Any:
         args = args_cls(
             **common_args(config, output_dir, use_cpu=use_cpu, progress=progress),
             beta=config.beta,
             max_length=config.max_length,
             precompute_ref_log_probs=False,
+            **extra,
         )
         return trainer_cls(
             model=model,
