@@ -1,0 +1,10 @@
+"""Fault tests import the scenarios shared with ``bench/faults.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
