@@ -4,6 +4,15 @@ Posteriors are loaded from ``arm_stats`` every ``settings.refresh_interval_s`` b
 background thread (batched updates); a decision never touches the database. When the
 database cannot be read the allocator keeps serving from the last posteriors it loaded
 and reports itself degraded.
+
+Each time a campaign's serving probabilities change, they are stored as an allocation
+snapshot (``allocation_snapshots``) and every impression served under them carries its id,
+for the sample-ratio-mismatch check (:mod:`adgen.srm`): one row per campaign per refresh
+that changed something, never a write per decision.
+
+Operator changes (pause, resume, traffic controls) call ``reload_campaign`` after their
+commit, so this allocator serves the change from its next decision on; other API replicas
+pick it up at their next refresh.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.bandit import Controls, DiscountedEvidence, ThompsonSampling
-from adgen.db.models import ArmStats, Campaign, ModelVersion, Variant
+from adgen.db.models import AllocationSnapshot, ArmStats, Campaign, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError, StorageError
+from adgen.operations import TrafficControls, resolve_controls
 from adgen.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -48,6 +58,7 @@ class Allocation(NamedTuple):
     text: str
     propensity: float
     campaign_id: int
+    snapshot_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,14 @@ class _CampaignState:
     arms: list[_Arm]
     policy: ThompsonSampling | None
     key: tuple[object, ...]
+    snapshot_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _CampaignRow:
+    status: str
+    reward: str
+    controls: TrafficControls
 
 
 class Allocator:
@@ -155,7 +174,10 @@ class Allocator:
                 self._ids = _new_ids()
             impression_id = self._ids.pop()
         chosen = state.arms[arm]
-        return Allocation(impression_id, chosen.variant_id, chosen.text, propensity, campaign_id)
+        return Allocation(
+            impression_id, chosen.variant_id, chosen.text, propensity, campaign_id,
+            state.snapshot_id,
+        )
 
     def arms(self, campaign_id: int) -> list[ArmView]:
         """The arms served for ``campaign_id`` with their evidence and probabilities."""
@@ -184,12 +206,51 @@ class Allocator:
                 first_line = (str(exc).strip().splitlines() or [""])[0]
                 self.last_error = f"database unreachable: {type(exc).__name__}: {first_line}"
                 return False
-            self._campaigns = self._build(rows, statuses)
+            previous = self._campaigns
+            campaigns = self._build(rows, statuses)
+            self._record_snapshots(
+                [s for cid, s in campaigns.items() if s is not previous.get(cid)]
+            )
+            self._campaigns = campaigns
             self._loaded_at = self._clock()
             if self.last_error is not None:
                 logger.info("posterior refresh recovered")
             self.last_error = None
             return True
+
+    def reload_campaign(self, campaign_id: int) -> bool:
+        """Reload now, after an operator's committed change to ``campaign_id`` (pause,
+        resume, controls): the next decision follows it. False when the database could not
+        be read (the change then applies at the next successful refresh)."""
+        logger.info("reloading posteriors after a change to campaign %d", campaign_id)
+        return self.refresh()
+
+    def _record_snapshots(self, states: list[_CampaignState]) -> None:
+        """Store the serving probabilities of rebuilt campaigns; their impressions carry
+        the snapshot id. A failed write leaves the ids unset (those impressions are left
+        out of the SRM check) and serving goes on."""
+        served = [s for s in states if s.policy is not None]
+        if not served:
+            return
+        rows = [
+            AllocationSnapshot(
+                campaign_id=s.campaign_id,
+                variant_ids=[a.variant_id for a in s.arms],
+                probabilities=[float(p) for p in s.policy.probabilities()],
+            )
+            for s in served
+            if s.policy is not None
+        ]
+        try:
+            with self._sessions.begin() as session:
+                session.add_all(rows)
+                session.flush()
+                ids = [row.id for row in rows]
+        except SQLAlchemyError as exc:
+            logger.warning("allocation snapshots not stored (SRM will skip them): %s", exc)
+            return
+        for state, snapshot_id in zip(served, ids, strict=True):
+            state.snapshot_id = snapshot_id
 
     def wake(self) -> None:
         """Ask the background refresher to reload now (after an admin write)."""
@@ -226,12 +287,21 @@ class Allocator:
                 self.last_error = "refresher crashed (see the log)"
                 raise
 
-    def _load(self) -> tuple[list[_Row], dict[int, tuple[str, str]]]:
+    def _load(self) -> tuple[list[_Row], dict[int, _CampaignRow]]:
         with self._sessions() as session:
             statuses = {
-                cid: (status, reward)
-                for cid, status, reward in session.execute(
-                    select(Campaign.id, Campaign.status, Campaign.reward)
+                cid: _CampaignRow(
+                    status, reward, resolve_controls(floor, cap, explore, self._settings)
+                )
+                for cid, status, reward, floor, cap, explore in session.execute(
+                    select(
+                        Campaign.id,
+                        Campaign.status,
+                        Campaign.reward,
+                        Campaign.traffic_floor,
+                        Campaign.traffic_cap,
+                        Campaign.min_exploration,
+                    )
                 )
             }
             stmt = (
@@ -258,12 +328,12 @@ class Allocator:
         return rows, statuses
 
     def _build(
-        self, rows: list[_Row], statuses: dict[int, tuple[str, str]]
+        self, rows: list[_Row], statuses: dict[int, _CampaignRow]
     ) -> dict[int, _CampaignState]:
         by_campaign: dict[int, list[_Arm]] = {cid: [] for cid in statuses}
         for r in rows:
             trials = float(r.impressions or 0)
-            reward = statuses[r.campaign_id][1]
+            reward = statuses[r.campaign_id].reward
             successes = float((r.clicks if reward == "click" else r.conversions) or 0)
             # a click ingested before its impression must not break the posterior
             successes = min(successes, trials)
@@ -283,33 +353,38 @@ class Allocator:
                 a.successes, a.trials = float(si), float(ni)
         previous = self._campaigns
         return {
-            cid: self._state(cid, statuses[cid][0], arms, previous.get(cid))
+            cid: self._state(cid, statuses[cid], arms, previous.get(cid))
             for cid, arms in by_campaign.items()
         }
 
     def _state(
-        self, campaign_id: int, status: str, arms: list[_Arm], previous: _CampaignState | None
+        self,
+        campaign_id: int,
+        campaign: _CampaignRow,
+        arms: list[_Arm],
+        previous: _CampaignState | None,
     ) -> _CampaignState:
-        settings = self._settings
+        status, traffic = campaign.status, campaign.controls
         key = (
             status,
             tuple((a.variant_id, a.successes, a.trials, a.candidate) for a in arms),
-            settings.min_exploration,
-            settings.candidate_traffic_cap,
-            settings.candidate_traffic_floor,
+            traffic,
         )
         if previous is not None and previous.key == key:
             return previous  # nothing changed: keep the policy and its drawn block
         if not arms or status != "active":
             return _CampaignState(campaign_id, status, arms, None, key)
         controls = Controls(
-            min_exploration=settings.min_exploration,
-            cap=settings.candidate_traffic_cap,
-            guaranteed=settings.candidate_traffic_floor,
+            min_exploration=traffic.min_exploration,
+            cap=traffic.cap,
+            guaranteed=traffic.floor,
             capped=tuple(i for i, a in enumerate(arms) if a.candidate),
         )
         policy = ThompsonSampling(
-            len(arms), self._rng.spawn(1)[0], samples=settings.propensity_samples, controls=controls
+            len(arms),
+            self._rng.spawn(1)[0],
+            samples=self._settings.propensity_samples,
+            controls=controls,
         )
         policy.set_evidence([a.successes for a in arms], [a.trials for a in arms])
         policy.probabilities()  # the Monte Carlo work happens here, off the request path

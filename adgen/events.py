@@ -40,6 +40,14 @@ class Event(BaseModel):
     )
     value: float | None = Field(None, description="Monetary value (conversions only), >= 0.")
     event_time: AwareDatetime
+    snapshot_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**63 - 1,
+        strict=True,
+        description="The allocation snapshot an impression was served under (impressions "
+        "only; the sample-ratio-mismatch check needs it).",
+    )
 
     @field_validator("event_time")
     @classmethod
@@ -59,6 +67,8 @@ class Event(BaseModel):
                 raise ValueError(f"propensity must be in (0, 1], got {p}")
         elif self.propensity is not None:
             raise ValueError(f"propensity is only for impressions, not for {self.type} events")
+        elif self.snapshot_id is not None:
+            raise ValueError(f"snapshot_id is only for impressions, not for {self.type} events")
         if self.type == "conversion":
             if self.value is not None and not (math.isfinite(self.value) and self.value >= 0):
                 raise ValueError(f"conversion value must be a finite number >= 0, got {self.value}")

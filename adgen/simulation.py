@@ -133,6 +133,7 @@ class TrafficSimulator:
                 alloc.variant_id,
                 now,
                 propensity=alloc.propensity,
+                snapshot_id=alloc.snapshot_id,
             )
             served = result.served.setdefault(alloc.variant_id, [0, 0])
             served[0] += 1
@@ -150,7 +151,16 @@ class TrafficSimulator:
                     result.conversions += 1
 
     def _send(
-        self, kind: EventType, impression_id: str, cid: int, vid: int, now: datetime, **extra: float
+        self,
+        kind: EventType,
+        impression_id: str,
+        cid: int,
+        vid: int,
+        now: datetime,
+        *,
+        propensity: float | None = None,
+        snapshot_id: int | None = None,
+        value: float | None = None,
     ) -> None:
         self._producer.send(
             Event(
@@ -160,7 +170,9 @@ class TrafficSimulator:
                 campaign_id=cid,
                 variant_id=vid,
                 event_time=now,
-                **extra,
+                propensity=propensity,
+                snapshot_id=snapshot_id,
+                value=value,
             )
         )
         if kind == "impression":

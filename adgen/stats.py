@@ -114,3 +114,47 @@ def _prob_greater_quad(a1: float, b1: float, a2: float, b2: float) -> float:
     value, _err = integrate.quad(f, 0.0, 1.0, limit=200, epsabs=1e-12, epsrel=1e-10)
     return min(1.0, max(0.0, value))
 
+
+
+# --- one definition per reported figure (API, CLI, console and analyst views) ---------------
+#: Joint posterior draws behind ``prob_best``: its Monte Carlo error is below 0.006.
+PROB_BEST_SAMPLES = 20_000
+
+
+def ctr(clicks: int, impressions: int) -> float | None:
+    """Click-through rate: clicks / impressions; None before any impression."""
+    return clicks / impressions if impressions else None
+
+
+def conversion_rate(conversions: int, impressions: int) -> float | None:
+    """Conversion rate: conversions / impressions (not / clicks); None before any impression."""
+    return conversions / impressions if impressions else None
+
+
+def ctr_interval(clicks: int, impressions: int) -> tuple[float, float]:
+    """The CTR's 95% credible interval: exact quantiles of Beta(1 + c, 1 + n - c).
+
+    Clicks above impressions (a click ingested before its impression) count as ``n``.
+    ``arm_stats.ctr_ci95_low/high`` store this for the analyst views.
+    """
+    lo, hi = credible_interval(min(clicks, impressions), impressions)
+    return float(lo), float(hi)
+
+
+def prob_best(
+    successes: ArrayLike, trials: ArrayLike, *, samples: int = PROB_BEST_SAMPLES
+) -> NDArray[np.float64]:
+    """P(each arm has the highest rate) under Beta(1 + s, 1 + n - s) posteriors.
+
+    Monte Carlo from ``samples`` joint draws with a fixed seed, so the same counts always
+    give the same figure; ties between identical posteriors are shared equally.
+    """
+    a, b = _params(successes, trials)
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError("prob_best takes one non-empty vector of counts per arm")
+    draws = np.random.default_rng(0).beta(a, b, size=(samples, a.size))
+    wins = np.bincount(np.argmax(draws, axis=1), minlength=a.size) / samples
+    keys = np.stack([a, b], axis=1)
+    _, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.ravel()
+    return np.asarray(np.bincount(group, weights=wins)[group] / np.bincount(group)[group])

@@ -17,7 +17,9 @@ from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.db.models import Base
 
 TABLES = set(Base.metadata.tables)
-VIEWS = {"variant_performance", "model_version_performance", "campaign_daily_totals"}
+VIEWS = {
+    "variant_performance", "model_version_performance", "campaign_daily_totals", "campaign_srm",
+}
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -40,7 +42,7 @@ def _relations(engine: Engine) -> tuple[set[str], set[str]]:
 
 def test_upgrade_downgrade_upgrade(db_url: str, engine: Engine) -> None:
     assert _relations(engine) == (TABLES, VIEWS)
-    assert migrate.current_revision(engine) == "0002"
+    assert migrate.current_revision(engine) == "0005_console"
 
     migrate.downgrade(db_url, "base")
     engine.dispose()
@@ -50,7 +52,7 @@ def test_upgrade_downgrade_upgrade(db_url: str, engine: Engine) -> None:
     migrate.upgrade(db_url)
     engine.dispose()
     assert _relations(engine) == (TABLES, VIEWS)
-    assert migrate.current_revision(engine) == "0002"
+    assert migrate.current_revision(engine) == "0005_console"
 
 
 def _seed(engine: Engine) -> tuple[int, list[int]]:

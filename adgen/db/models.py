@@ -82,6 +82,10 @@ class Campaign(Base):
     reward: Mapped[str] = mapped_column(String(16), default="click")
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    # traffic controls of this campaign; NULL means the setting of the same name
+    traffic_floor: Mapped[float | None] = mapped_column(Float)
+    traffic_cap: Mapped[float | None] = mapped_column(Float)
+    min_exploration: Mapped[float | None] = mapped_column(Float)
 
     variants: Mapped[list[Variant]] = relationship(back_populates="campaign")
 
@@ -162,6 +166,8 @@ class Event(Base):
     received_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     kafka_partition: Mapped[int | None] = mapped_column(Integer)
     kafka_offset: Mapped[int | None] = mapped_column(BigInteger)
+    #: the allocation snapshot an impression was served under (``allocation_snapshots.id``)
+    snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ArmStats(Base):
@@ -181,6 +187,9 @@ class ArmStats(Base):
     clicks: Mapped[int] = mapped_column(BigInteger, default=0)
     conversions: Mapped[int] = mapped_column(BigInteger, default=0)
     conversion_value: Mapped[float] = mapped_column(Float, default=0.0)
+    # exact 95% Beta interval of the CTR, stored with the counts for the analyst views
+    ctr_ci95_low: Mapped[float] = mapped_column(Float, default=0.025, server_default="0.025")
+    ctr_ci95_high: Mapped[float] = mapped_column(Float, default=0.975, server_default="0.975")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 
@@ -308,3 +317,37 @@ class DeadLetter(Base):
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class AuditEntry(Base):
+    """One operator action: who, what, when, and the state before and after."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_target", "target_type", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AllocationSnapshot(Base):
+    """The probabilities a campaign's arms were served with (after controls) from
+    ``created_at`` until the next snapshot; impressions carry its id."""
+
+    __tablename__ = "allocation_snapshots"
+    __table_args__ = (Index("ix_allocation_snapshots_campaign", "campaign_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    cell: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    variant_ids: Mapped[list[int]] = mapped_column(JSON)
+    probabilities: Mapped[list[float]] = mapped_column(JSON)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
+from sqlalchemy import func, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,10 +29,11 @@ from adgen.db.models import ArmStats, DeadLetter, Event, Variant
 from adgen.ingest.batch import DecodedBatch, RawMessage, Rejected
 from adgen.ingest.retry import REFUSALS
 from adgen.ingest.stats import IngestStats
+from adgen.stats import ctr_interval
 
 EVENT_COLUMNS = (
     "event_id", "type", "impression_id", "campaign_id", "variant_id",
-    "propensity", "value", "event_time", "kafka_partition", "kafka_offset",
+    "propensity", "value", "event_time", "kafka_partition", "kafka_offset", "snapshot_id",
 )
 #: ``(variant_id, type, value)`` of each event actually inserted.
 Inserted = Sequence[Sequence[Any]]
@@ -41,7 +42,7 @@ _CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
     event_id varchar(64), type varchar(16), impression_id varchar(64), campaign_id integer,
     variant_id integer, propensity double precision, value double precision,
-    event_time timestamptz, kafka_partition integer, kafka_offset bigint
+    event_time timestamptz, kafka_partition integer, kafka_offset bigint, snapshot_id bigint
 ) ON COMMIT DELETE ROWS
 """
 _COLS = ", ".join(EVENT_COLUMNS)
@@ -92,7 +93,7 @@ def store_batch(session: Session, batch: DecodedBatch, directory: VariantDirecto
             continue
         rows.append((
             e.event_id, e.type, e.impression_id, e.campaign_id, e.variant_id,
-            e.propensity, e.value, e.event_time, msg.partition, msg.offset,
+            e.propensity, e.value, e.event_time, msg.partition, msg.offset, e.snapshot_id,
         ))
     inserted = _insert_events(session, rows) if rows else []
     bump_arm_stats(session, inserted, directory.campaign_of)
@@ -197,8 +198,19 @@ def bump_arm_stats(
             "conversion_value": col.conversion_value + stmt.excluded.conversion_value,
             "updated_at": func.now(),
         },
-    )
-    session.execute(stmt)
+    ).returning(col.variant_id, col.impressions, col.clicks)
+    store_ctr_intervals(session, session.execute(stmt).all())
+
+
+def store_ctr_intervals(session: Session, counts: Iterable[Sequence[int]]) -> None:
+    """Store the CTR interval of each ``(variant_id, impressions, clicks)`` in ``arm_stats``
+    (the analyst views read it; SQL cannot compute Beta quantiles)."""
+    params = []
+    for variant_id, impressions, clicks in counts:
+        lo, hi = ctr_interval(int(clicks), int(impressions))
+        params.append({"variant_id": variant_id, "ctr_ci95_low": lo, "ctr_ci95_high": hi})
+    if params:
+        session.execute(update(ArmStats), params)  # bulk UPDATE by primary key
 
 
 def store_dead_letters(session: Session, rejected: Sequence[Rejected]) -> None:

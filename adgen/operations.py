@@ -1,0 +1,161 @@
+"""Operator controls: pause / resume variants and campaigns, per-campaign traffic controls.
+
+Each function changes the database and records an audit row in the caller's transaction;
+the caller commits, then calls ``Allocator.reload_campaign`` so that the change holds from
+the next allocation on (a paused variant's evidence is kept, it is only no longer served).
+In a deployment with several API replicas, the others pick the change up at their next
+posterior refresh (``ADGEN_REFRESH_INTERVAL_S``, one second by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from adgen import audit
+from adgen.db.campaigns import get_campaign
+from adgen.db.models import Campaign, Variant
+from adgen.errors import ConflictError, NotFoundError, ValidationError
+from adgen.settings import Settings
+
+
+@dataclass(frozen=True)
+class TrafficControls:
+    """The controls a campaign is served with, its own values or else the settings'."""
+
+    floor: float
+    cap: float
+    min_exploration: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The three values by name."""
+        return {"floor": self.floor, "cap": self.cap, "min_exploration": self.min_exploration}
+
+
+def effective_controls(campaign: Campaign, settings: Settings) -> TrafficControls:
+    """``campaign``'s controls, falling back to the settings (see ``resolve_controls``)."""
+    return resolve_controls(
+        campaign.traffic_floor, campaign.traffic_cap, campaign.min_exploration, settings
+    )
+
+
+def resolve_controls(
+    floor: float | None, cap: float | None, min_exploration: float | None, settings: Settings
+) -> TrafficControls:
+    """Stored controls with the settings in place of NULLs; a floor above the cap (one set
+    on the campaign, the other inherited) is lowered to the cap."""
+    cap_value = settings.candidate_traffic_cap if cap is None else cap
+    floor_value = settings.candidate_traffic_floor if floor is None else floor
+    exploration = settings.min_exploration if min_exploration is None else min_exploration
+    return TrafficControls(min(floor_value, cap_value), cap_value, exploration)
+
+
+def _variant(session: Session, variant_id: int) -> Variant:
+    variant = session.get(Variant, variant_id)
+    if variant is None:
+        raise NotFoundError(f"variant {variant_id} does not exist")
+    return variant
+
+
+def _set_variant_status(
+    session: Session, variant_id: int, actor: str, *, want: str, source: str, action: str
+) -> Variant:
+    variant = _variant(session, variant_id)
+    if variant.status != source:
+        raise ConflictError(
+            f"variant {variant_id} is {variant.status}: only a {source} variant can be {want}"
+        )
+    variant.status = want
+    audit.record(
+        session, actor, action, "variant", variant_id, {"status": source}, {"status": want}
+    )
+    return variant
+
+
+def pause_variant(session: Session, variant_id: int, actor: str) -> Variant:
+    """Stop serving an active variant (its evidence is kept); ConflictError otherwise."""
+    return _set_variant_status(
+        session, variant_id, actor, want="paused", source="active", action="variant.pause"
+    )
+
+
+def resume_variant(session: Session, variant_id: int, actor: str) -> Variant:
+    """Serve a paused variant again; ConflictError when it is not paused."""
+    return _set_variant_status(
+        session, variant_id, actor, want="active", source="paused", action="variant.resume"
+    )
+
+
+def _set_campaign_status(
+    session: Session, campaign_id: int, actor: str, *, want: str, source: str, action: str
+) -> Campaign:
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status != source:
+        raise ConflictError(
+            f"campaign {campaign_id} is {campaign.status}: only an {source} campaign "
+            f"can be {want}"
+        )
+    campaign.status = want
+    audit.record(
+        session, actor, action, "campaign", campaign_id, {"status": source}, {"status": want}
+    )
+    return campaign
+
+
+def pause_campaign(session: Session, campaign_id: int, actor: str) -> Campaign:
+    """Stop serving every variant of an active campaign; ConflictError otherwise."""
+    return _set_campaign_status(
+        session, campaign_id, actor, want="paused", source="active", action="campaign.pause"
+    )
+
+
+def resume_campaign(session: Session, campaign_id: int, actor: str) -> Campaign:
+    """Serve a paused campaign again; ConflictError when it is not paused."""
+    return _set_campaign_status(
+        session, campaign_id, actor, want="active", source="paused", action="campaign.resume"
+    )
+
+
+def _stored_controls(campaign: Campaign) -> dict[str, float | None]:
+    return {
+        "floor": campaign.traffic_floor,
+        "cap": campaign.traffic_cap,
+        "min_exploration": campaign.min_exploration,
+    }
+
+
+def set_campaign_controls(
+    session: Session,
+    campaign_id: int,
+    actor: str,
+    *,
+    floor: float | None = None,
+    cap: float | None = None,
+    min_exploration: float | None = None,
+    reset: bool = False,
+) -> Campaign:
+    """Store a campaign's traffic controls (None leaves a value as it is; ``reset`` first
+    clears all three, so the settings apply again). ``floor`` and ``cap`` bound the share
+    of traffic a candidate model version's variants get together; ``min_exploration`` is
+    the share spread evenly over all live variants. ValidationError for values out of
+    range or a floor above the cap."""
+    campaign = get_campaign(session, campaign_id)
+    if floor is not None and not 0.0 <= floor <= 1.0:
+        raise ValidationError(f"floor must be in [0, 1], got {floor}")
+    if cap is not None and not 0.0 < cap <= 1.0:
+        raise ValidationError(f"cap must be in (0, 1], got {cap}")
+    if min_exploration is not None and not 0.0 <= min_exploration < 1.0:
+        raise ValidationError(f"min_exploration must be in [0, 1), got {min_exploration}")
+    before = _stored_controls(campaign)
+    new = dict.fromkeys(before) if reset else dict(before)
+    for key, value in (("floor", floor), ("cap", cap), ("min_exploration", min_exploration)):
+        if value is not None:
+            new[key] = value
+    if new["floor"] is not None and new["cap"] is not None and new["floor"] > new["cap"]:
+        raise ValidationError(f"floor ({new['floor']}) must not exceed cap ({new['cap']})")
+    campaign.traffic_floor = new["floor"]
+    campaign.traffic_cap = new["cap"]
+    campaign.min_exploration = new["min_exploration"]
+    audit.record(session, actor, "campaign.controls", "campaign", campaign_id, before, new)
+    return campaign
