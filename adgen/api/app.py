@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import FastAPI
 
 from adgen.allocator import Allocator
-from adgen.api import errors
+from adgen.api import console, errors
 from adgen.api.routes import allocate, campaigns, events, generation, health
 from adgen.api.routes import models as models_routes
 from adgen.api.shipper import EventShipper
@@ -98,6 +98,8 @@ def create_app(
         summary="Ad variants allocated by Thompson sampling; clicks and conversions to Kafka.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by the console from vendored assets (no CDN)
+        redoc_url=None,
     )
     app.state.adgen = state
     metrics.track(allocator, lambda: state.shipper.pending if state.shipper else 0)
@@ -106,4 +108,5 @@ def create_app(
         app.include_router(router)
     app.include_router(models_routes.router)
     app.include_router(generation.router)
+    console.mount(app, admin_token, settings.token_secret_value())
     return app
