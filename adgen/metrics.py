@@ -5,7 +5,8 @@ Each app gets its own registry, so several apps (tests) never collide.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -14,8 +15,17 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.allocator import Allocator
+from adgen.db.models import Campaign
+from adgen.srm import campaign_srm
+
+logger = logging.getLogger(__name__)
 
 EVENT_TYPES = ("click", "conversion")  # impressions: one per allocation
 ERROR_KINDS = ("validation", "not_found", "conflict", "token", "auth", "storage", "bus", "config")
@@ -74,6 +84,47 @@ class ApiMetrics:
         )
         pending.set_function(lambda: float(pending_events()))
 
+    def track_srm(self, sessions: sessionmaker[Session]) -> None:
+        """Export each active campaign's sample-ratio-mismatch p-value and flag (computed
+        from the database at each scrape)."""
+        self.registry.register(SrmCollector(sessions))
+
     def render(self) -> bytes:
         """The exposition text."""
         return generate_latest(self.registry)
+
+
+class SrmCollector(Collector):
+    """``adgen_srm_p_value`` and ``adgen_srm_flagged`` per active campaign, at scrape time."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        """No samples at registration (the database may not be up yet)."""
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """One sample per active campaign; none while the database is unreachable."""
+        p_values = GaugeMetricFamily(
+            "adgen_srm_p_value",
+            "Sample-ratio-mismatch p-value of each active campaign's impressions "
+            "(1 until every arm expects 5).",
+            labels=["campaign_id"],
+        )
+        flagged = GaugeMetricFamily(
+            "adgen_srm_flagged",
+            "1 when a campaign's traffic split is broken (SRM p < 0.001).",
+            labels=["campaign_id"],
+        )
+        try:
+            with self._sessions() as session:
+                ids = session.scalars(select(Campaign.id).where(Campaign.status == "active"))
+                for cid in list(ids):
+                    result = campaign_srm(session, cid)
+                    p_values.add_metric([str(cid)], result.p_value)
+                    flagged.add_metric([str(cid)], float(result.flagged))
+        except SQLAlchemyError as exc:  # adgen_degraded reports the database too
+            logger.warning("SRM gauges left out of this scrape: %s", exc)
+        yield p_values
+        yield flagged

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from adgen.allocator import Allocator
 from adgen.api import console, errors
-from adgen.api.routes import allocate, campaigns, events, generation, health
+from adgen.api.routes import allocate, campaigns, events, generation, health, operator
 from adgen.api.routes import models as models_routes
 from adgen.api.shipper import EventShipper
 from adgen.api.state import AppState
@@ -103,10 +103,12 @@ def create_app(
     )
     app.state.adgen = state
     metrics.track(allocator, lambda: state.shipper.pending if state.shipper else 0)
+    metrics.track_srm(sessions)
     errors.install(app)
     for router in (allocate.router, events.router, campaigns.router, health.router):
         app.include_router(router)
     app.include_router(models_routes.router)
     app.include_router(generation.router)
+    app.include_router(operator.router)
     console.mount(app, admin_token, settings.token_secret_value())
     return app

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from adgen.brief import Brief
 from adgen.db.models import ArmStats, Campaign, Variant
-from adgen.stats import credible_interval, posterior_mean
+from adgen.operations import TrafficControls
+from adgen.stats import conversion_rate, credible_interval, ctr, posterior_mean, prob_best
 
 #: Largest id PostgreSQL's INTEGER holds; larger ids would fail in the database, not here.
 MAX_ID = 2_147_483_647
@@ -57,6 +58,15 @@ class CampaignPublic(BaseModel):
     reward: str
     status: str
     created_at: datetime | None
+    traffic_floor: float | None = Field(
+        None, description="this campaign's candidate traffic floor; null: the setting"
+    )
+    traffic_cap: float | None = Field(
+        None, description="this campaign's candidate traffic cap; null: the setting"
+    )
+    min_exploration: float | None = Field(
+        None, description="this campaign's exploration share; null: the setting"
+    )
 
 
 class VariantPublic(BaseModel):
@@ -75,6 +85,11 @@ class VariantPublic(BaseModel):
     conversion_rate: float | None = Field(description="conversions / impressions")
     reward: str = Field(description="what counts as a success: click or conversion")
     posterior_mean: float
+    prob_best: float | None = Field(
+        None,
+        description="P(this variant's rate is the highest) among the campaign's active "
+        "variants (Monte Carlo, fixed seed); null for variants not served",
+    )
     ci95_low: float = Field(description="exact 2.5% quantile of Beta(1 + s, 1 + n - s)")
     ci95_high: float = Field(description="exact 97.5% quantile of Beta(1 + s, 1 + n - s)")
     guardrail_report: dict[str, Any]
@@ -97,8 +112,8 @@ class VariantPublic(BaseModel):
             impressions=n,
             clicks=clicks,
             conversions=conversions,
-            ctr=clicks / n if n else None,
-            conversion_rate=conversions / n if n else None,
+            ctr=ctr(clicks, n),
+            conversion_rate=conversion_rate(conversions, n),
             reward=reward,
             posterior_mean=float(posterior_mean(s, n)),
             ci95_low=float(lo),
@@ -107,18 +122,89 @@ class VariantPublic(BaseModel):
         )
 
 
-class CampaignDetail(CampaignPublic):
-    """A campaign with its variants and their statistics."""
+class ControlsPublic(BaseModel):
+    """The traffic controls a campaign is served with (its own, else the settings')."""
 
+    floor: float = Field(description="least share a candidate version's variants get together")
+    cap: float = Field(description="most share a candidate version's variants get together")
+    min_exploration: float = Field(description="share spread evenly over live variants")
+
+
+class ControlsUpdate(BaseModel):
+    """New traffic controls for a campaign; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    floor: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    cap: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    min_exploration: float | None = Field(None, ge=0, lt=1, allow_inf_nan=False)
+    reset: bool = Field(False, description="clear all three first (the settings apply)")
+
+
+class CampaignDetail(CampaignPublic):
+    """A campaign with its served traffic controls, variants and their statistics."""
+
+    controls: ControlsPublic
     variants: list[VariantPublic]
 
     @classmethod
     def of(
-        cls, campaign: Campaign, rows: list[tuple[Variant, ArmStats | None]]
+        cls,
+        campaign: Campaign,
+        rows: list[tuple[Variant, ArmStats | None]],
+        controls: TrafficControls,
     ) -> CampaignDetail:
-        """The campaign and its variants."""
+        """The campaign and its variants, with each active variant's probability of being
+        best among the active ones."""
         base = CampaignPublic.model_validate(campaign).model_dump()
-        return cls(**base, variants=[VariantPublic.of(v, s, campaign.reward) for v, s in rows])
+        variants = [VariantPublic.of(v, s, campaign.reward) for v, s in rows]
+        active = [v for v in variants if v.status == "active"]
+        if active:
+            success = "clicks" if campaign.reward == "click" else "conversions"
+            p = prob_best(
+                [min(getattr(v, success), v.impressions) for v in active],
+                [v.impressions for v in active],
+            )
+            for v, pb in zip(active, p, strict=True):
+                v.prob_best = float(pb)
+        return cls(
+            **base, controls=ControlsPublic(**controls.as_dict()), variants=variants
+        )
+
+
+class SrmArmPublic(BaseModel):
+    """One arm of the sample-ratio-mismatch test."""
+
+    variant_id: int
+    observed: int
+    expected: float
+
+
+class SrmPublic(BaseModel):
+    """The sample-ratio-mismatch test of a campaign's impressions."""
+
+    campaign_id: int
+    chi2: float
+    df: int
+    p_value: float
+    ready: bool = Field(description="every arm expects at least 5 impressions")
+    flagged: bool = Field(description="p < 0.001 once ready: the split is broken")
+    arms: list[SrmArmPublic]
+
+
+class AuditPublic(BaseModel):
+    """One audit-log row."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
 
 
 VariantText = Annotated[
@@ -198,3 +284,21 @@ class EventAccepted(BaseModel):
     type: str
     impression_id: str
     status: Literal["accepted"] = "accepted"
+
+
+class ErrorBody(BaseModel):
+    """What every refused request answers."""
+
+    detail: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the error statuses an endpoint may answer."""
+    meaning = {
+        401: "the admin token is missing or wrong",
+        404: "no such campaign, variant or version",
+        409: "the current state forbids it",
+        422: "invalid input; nothing changed",
+        503: "the database is unavailable",
+    }
+    return {c: {"model": ErrorBody, "description": meaning[c]} for c in codes}

@@ -1,4 +1,4 @@
-"""``adgen campaigns create|list|show``: campaigns from a brief, and how their variants do."""
+"""``adgen campaigns create|list|show|pause|resume|controls``: campaigns and their variants."""
 
 from __future__ import annotations
 
@@ -10,16 +10,25 @@ import typer
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import func, select
 
-from adgen.api.schemas import VariantPublic
+from adgen.api.schemas import CampaignDetail
 from adgen.brief import Brief
-from adgen.cli.output import console, print_table
+from adgen.cli import operator_cmd
+from adgen.cli.output import console, print_json, print_table
 from adgen.db.campaigns import create_campaign, get_campaign, list_variants
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.db.models import Campaign, Variant
 from adgen.errors import ValidationError
+from adgen.operations import effective_controls
 from adgen.settings import get_settings
 
-app = typer.Typer(help="Campaigns: create from a brief, list, show variants.", no_args_is_help=True)
+app = typer.Typer(
+    help="Campaigns: create from a brief, list, show variants, pause, resume, traffic controls.",
+    no_args_is_help=True,
+)
+app.command("pause")(operator_cmd.pause_campaign)
+app.command("resume")(operator_cmd.resume_campaign)
+app.command("controls")(operator_cmd.controls)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _brief(file: Path | None, fields: dict[str, object]) -> Brief:
@@ -68,41 +77,59 @@ def create(
 
 
 @app.command("list")
-def list_() -> None:
+def list_(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Every campaign with its number of active variants."""
     engine = make_engine(get_settings().db_url)
     try:
         with session_factory(engine)() as session:
             active = func.count(Variant.id).filter(Variant.status == "active")
-            rows = session.execute(
+            stmt = (
                 select(Campaign.id, Campaign.name, Campaign.locale, Campaign.channel,
                        Campaign.reward, Campaign.status, active)
                 .outerjoin(Variant, Variant.campaign_id == Campaign.id)
                 .group_by(Campaign.id)
                 .order_by(Campaign.id)
-            ).all()
+            )
+            if status is not None:
+                stmt = stmt.where(Campaign.status == status)
+            rows = session.execute(stmt).all()
     finally:
         engine.dispose()
-    print_table("campaigns", ["id", "name", "locale", "channel", "reward", "status",
-                              "active variants"], rows)
+    columns = ["id", "name", "locale", "channel", "reward", "status", "active variants"]
+    if as_json:
+        print_json([dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    print_table("campaigns", columns, rows)
 
 
 @app.command()
-def show(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")]) -> None:
-    """A campaign's variants with counts, CTR, posterior mean and 95% credible interval."""
-    engine = make_engine(get_settings().db_url)
+def show(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id.")], as_json: JsonOption = False
+) -> None:
+    """A campaign's variants with counts, CTR, conversion rate, posterior mean, 95% credible
+    interval and probability of being best (the same figures as the API)."""
+    settings = get_settings()
+    engine = make_engine(settings.db_url)
     try:
         with session_factory(engine)() as session:
             campaign = get_campaign(session, campaign_id)
-            variants = [VariantPublic.of(v, s, campaign.reward)
-                        for v, s in list_variants(session, campaign_id)]
-            title = f"campaign {campaign.id}: {campaign.name} (reward: {campaign.reward})"
+            detail = CampaignDetail.of(
+                campaign, list_variants(session, campaign_id),
+                effective_controls(campaign, settings),
+            )
     finally:
         engine.dispose()
+    if as_json:
+        print_json(detail)
+        return
     print_table(
-        title,
+        f"campaign {detail.id}: {detail.name} (reward: {detail.reward}, {detail.status})",
         ["id", "status", "text", "impressions", "clicks", "conversions", "ctr",
-         "posterior mean", "95% CI"],
+         "conversion rate", "posterior mean", "95% CI", "P(best)"],
         [(v.id, v.status, v.text, v.impressions, v.clicks, v.conversions, v.ctr,
-          v.posterior_mean, f"{v.ci95_low:.4f}–{v.ci95_high:.4f}") for v in variants],
+          v.conversion_rate, v.posterior_mean, f"{v.ci95_low:.4f}–{v.ci95_high:.4f}",
+          v.prob_best) for v in detail.variants],
     )

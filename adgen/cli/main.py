@@ -17,6 +17,7 @@ from adgen.cli import (
     ingest_cmd,
     model_cmd,
     models_cmd,
+    operator_cmd,
     serve_cmd,
     train_cmd,
 )
@@ -37,6 +38,8 @@ app.add_typer(models_cmd.app, name="models")
 app.command("train")(train_cmd.train)
 app.command("trainer")(train_cmd.trainer)
 app.add_typer(campaigns_cmd.app, name="campaigns")
+app.add_typer(operator_cmd.variants_app, name="variants")
+app.command("audit")(operator_cmd.audit_log)
 app.command("serve")(serve_cmd.serve)
 app.command("generate")(generate_cmd.generate)
 app.command("import-experiments")(import_cmd.import_experiments)

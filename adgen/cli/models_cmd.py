@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from adgen.cli.output import console, print_table
+from adgen import audit
+from adgen.cli.output import cli_actor, console, print_table
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.settings import get_settings
 from adgen.training.rollout import promote as promote_version
@@ -78,7 +79,10 @@ def _decide(version_id: int, action: str) -> None:
     engine = make_engine(get_settings().db_url)
     try:
         with transaction(session_factory(engine)) as session:
-            decision = act(session, version_id, by="operator")
+            decision = audit.record_version_change(
+                session, cli_actor(), f"model.{action}", version_id,
+                lambda: act(session, version_id, by="operator"),
+            )
             paused = decision.details.get("paused_variants")
             incumbent = decision.incumbent_version_id
     finally:

@@ -29,6 +29,16 @@ def get_campaign(session: Session, campaign_id: int) -> Campaign:
     return campaign
 
 
+def list_campaigns(
+    session: Session, *, status: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Campaign]:
+    """Campaigns in id order, optionally of one ``status``, ``limit`` from ``offset``."""
+    stmt = select(Campaign).order_by(Campaign.id).limit(limit).offset(offset)
+    if status is not None:
+        stmt = stmt.where(Campaign.status == status)
+    return list(session.scalars(stmt))
+
+
 def brief_of(campaign: Campaign) -> Brief:
     """The brief a stored campaign was created from."""
     fields = Brief.model_fields.keys()

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
-from sqlalchemy import func, select, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 

@@ -42,6 +42,7 @@ async def allocate(body: AllocateRequest, request: Request) -> JSONResponse:
             propensity=chosen.propensity,
             value=None,
             event_time=datetime.fromtimestamp(now, UTC),
+            snapshot_id=chosen.snapshot_id,
         )
     )
     state.metrics.allocations.inc()  # one impression event each

@@ -12,17 +12,30 @@ from adgen.api.schemas import (
     CampaignCreate,
     CampaignDetail,
     CampaignPublic,
+    SrmArmPublic,
+    SrmPublic,
     VariantPublic,
     VariantsCreate,
+    error_responses,
 )
-from adgen.db.campaigns import add_variants, brief_of, create_campaign, get_campaign, list_variants
+from adgen.db.campaigns import (
+    add_variants,
+    brief_of,
+    create_campaign,
+    get_campaign,
+    list_campaigns,
+    list_variants,
+)
 from adgen.errors import ValidationError
 from adgen.guardrails import check, config_from_settings
+from adgen.operations import effective_controls
+from adgen.srm import campaign_srm
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 CampaignId = Annotated[int, Path(ge=1, le=MAX_ID, description="campaign id")]
 VariantStatus = Literal["active", "paused", "rejected"]
+CampaignStatus = Literal["active", "paused", "archived"]
 
 
 @router.post("", status_code=201, dependencies=[AdminDep])
@@ -35,11 +48,43 @@ def create(body: CampaignCreate, session: SessionDep, allocator: AllocatorDep) -
     return CampaignPublic.model_validate(campaign)
 
 
-@router.get("/{campaign_id}")
-def show(campaign_id: CampaignId, session: SessionDep) -> CampaignDetail:
-    """A campaign with its variants, counts, CTR, posterior mean and 95% credible interval."""
+@router.get("", responses=error_responses(422, 503))
+def list_(
+    session: SessionDep,
+    status: Annotated[CampaignStatus | None, Query(description="only this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+    offset: Annotated[int, Query(ge=0, description="skip this many (by id)")] = 0,
+) -> list[CampaignPublic]:
+    """Campaigns in id order, filtered by status, one page at a time."""
+    rows = list_campaigns(session, status=status, limit=limit, offset=offset)
+    return [CampaignPublic.model_validate(c) for c in rows]
+
+
+@router.get("/{campaign_id}", responses=error_responses(404, 422, 503))
+def show(campaign_id: CampaignId, session: SessionDep, settings: SettingsDep) -> CampaignDetail:
+    """A campaign with its traffic controls and its variants: counts, CTR, conversion rate,
+    posterior mean, 95% credible interval and probability of being best."""
     campaign = get_campaign(session, campaign_id)
-    return CampaignDetail.of(campaign, list_variants(session, campaign_id))
+    return CampaignDetail.of(
+        campaign, list_variants(session, campaign_id), effective_controls(campaign, settings)
+    )
+
+
+@router.get("/{campaign_id}/srm", responses=error_responses(404, 422, 503))
+def srm(campaign_id: CampaignId, session: SessionDep) -> SrmPublic:
+    """Sample-ratio mismatch: observed impressions per arm against those the served
+    probabilities lead to expect; flagged at p < 0.001 once every arm expects >= 5."""
+    result = campaign_srm(session, campaign_id)
+    return SrmPublic(
+        campaign_id=campaign_id,
+        chi2=result.chi2,
+        df=result.df,
+        p_value=result.p_value,
+        ready=result.ready,
+        flagged=result.flagged,
+        arms=[SrmArmPublic(variant_id=a.variant_id, observed=a.observed, expected=a.expected)
+              for a in result.arms],
+    )
 
 
 @router.get("/{campaign_id}/variants")

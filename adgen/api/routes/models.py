@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
+from adgen import audit
 from adgen.api.deps import AdminDep, AllocatorDep, SessionDep
-from adgen.api.schemas import MAX_ID
+from adgen.api.routes.operator import API_ACTOR
+from adgen.api.schemas import MAX_ID, error_responses
 from adgen.db.models import GateDecision
 from adgen.training.rollout import promote as promote_version
 from adgen.training.rollout import rollback as rollback_version
@@ -59,18 +61,30 @@ def list_versions(
     return version_summaries(session, base_model)
 
 
-@router.post("/{version_id}/promote", dependencies=[AdminDep])
+@router.post(
+    "/{version_id}/promote", dependencies=[AdminDep], responses=error_responses(401, 404, 409, 503)
+)
 def promote(version_id: VersionId, session: SessionDep, allocator: AllocatorDep) -> DecisionPublic:
     """Make a candidate (or retired) version active; the previous active one is retired (admin)."""
-    decision = DecisionPublic.of(promote_version(session, version_id, by="operator"))
+    row = audit.record_version_change(
+        session, API_ACTOR, "model.promote", version_id,
+        lambda: promote_version(session, version_id, by="operator"),
+    )
+    decision = DecisionPublic.of(row)
     allocator.wake()
     return decision
 
 
-@router.post("/{version_id}/rollback", dependencies=[AdminDep])
+@router.post(
+    "/{version_id}/rollback", dependencies=[AdminDep], responses=error_responses(401, 404, 409, 503)
+)
 def rollback(version_id: VersionId, session: SessionDep, allocator: AllocatorDep) -> DecisionPublic:
     """Roll a version back: its variants are paused and, if it was active, its parent is
     active again; the allocator stops serving the variants at its next refresh (admin)."""
-    decision = DecisionPublic.of(rollback_version(session, version_id, by="operator"))
+    row = audit.record_version_change(
+        session, API_ACTOR, "model.rollback", version_id,
+        lambda: rollback_version(session, version_id, by="operator"),
+    )
+    decision = DecisionPublic.of(row)
     allocator.wake()
     return decision
