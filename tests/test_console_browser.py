@@ -165,6 +165,8 @@ def test_console_login_leaderboard_pause_rollback(
         # campaigns page
         assert page.inner_text("h1") == "Campaigns"
         assert "Trail shoes spring" in page.inner_text("table")
+        # events that happened an hour or more before they were stored: amber, and why
+        assert page.inner_text("td.health").startswith("amber ingest lag")
         _shot(page, tmp_path, "campaigns")
 
         # the leaderboard shows what PostgreSQL holds
@@ -182,6 +184,13 @@ def test_console_login_leaderboard_pause_rollback(
             assert _number(row.locator("td.impressions").inner_text()) == s.impressions
             assert _number(row.locator("td.clicks").inner_text()) == s.clicks
             assert row.locator("td.ctr").inner_text() == f"{100 * s.clicks / s.impressions:.2f}%"
+        # ... and the same figures as the API
+        api = httpx.get(f"{server}/v1/campaigns/{cid}", timeout=10).json()
+        for v in api["variants"]:
+            row = page.locator(f"#leaderboard tr[data-variant='{v['id']}']")
+            interval = f"{100 * v['ci95_low']:.2f}% – {100 * v['ci95_high']:.2f}%"
+            assert interval in row.locator("td.ci95").inner_text()
+            assert row.locator("td.pbest").inner_text() == f"{100 * v['prob_best']:.1f}%"
         assert page.locator("canvas").count() == 3
         assert page.evaluate("Chart.instances ? Object.keys(Chart.instances).length : 0") == 3
         assert "Improvement over an equal split" in page.inner_text("#improvement")
@@ -230,7 +239,9 @@ def test_console_login_leaderboard_pause_rollback(
         _shot(page, tmp_path, "health")
         page.click("nav >> text=Audit log")
         audit = page.inner_text("#audit")
-        assert re.search(r"variant\.pause\s+variant " + str(seeded["best"]) + r"\b", audit)
+        paused = rf"admin \(console\)\s+variant\.pause\s+variant {seeded['best']}\b"
+        rolled = rf"model\.rollback\s+model_version {seeded['candidate']}\b"
+        assert re.search(paused, audit) and re.search(rolled, audit)
         _shot(page, tmp_path, "audit")
 
         # the API docs work offline: Swagger UI from the vendored assets

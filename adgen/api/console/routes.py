@@ -22,7 +22,6 @@ from adgen.api.console import views
 from adgen.api.console.session import COOKIE, ConsoleSession, SessionKeeper, check_csrf
 from adgen.api.deps import app_state
 from adgen.api.state import AppState
-from adgen.db.campaigns import get_campaign
 from adgen.errors import AdgenError, AuthError, ValidationError
 from adgen.srm import campaign_srm
 from adgen.training.rollout import promote as promote_version
@@ -32,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "/ui"
 #: Who the audit log names for changes made in the console (one admin token, one role).
-ACTOR = "console"
+ACTOR = "admin (console)"
 #: Rows per audit-log page.
 AUDIT_PAGE = 50
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -121,7 +120,7 @@ def campaigns_page(request: Request, session: SessionDep) -> Response:
     """Campaigns with today's counts, the best variant and the posterior refresh age."""
     state: AppState = app_state(request)
     with state.sessions() as db:
-        rows = views.campaigns_overview(db, state.allocator)
+        rows = views.campaigns_overview(db, state.allocator, state.settings)
     return _page(
         request, "campaigns.html", session, rows=rows, refresh_age_s=state.allocator.refresh_age_s
     )
@@ -132,11 +131,9 @@ def campaign_page(request: Request, campaign_id: int, session: SessionDep) -> Re
     """One campaign: leaderboard, charts over time, improvement over an equal split."""
     state: AppState = app_state(request)
     with state.sessions() as db:
-        campaign = get_campaign(db, campaign_id)
-        rows = views.leaderboard(db, campaign_id, state.allocator)
+        detail, rows = views.leaderboard(db, campaign_id, state.allocator, state.settings)
         series = views.series(db, campaign_id)
         srm = campaign_srm(db, campaign_id)
-        controls = operations.effective_controls(campaign, state.settings)
     texts = {r.variant.id: r.variant.text for r in rows}
     chart = {
         "labels": series.labels,
@@ -148,11 +145,11 @@ def campaign_page(request: Request, campaign_id: int, session: SessionDep) -> Re
         request,
         "campaign.html",
         session,
-        campaign=campaign,
+        campaign=detail,
         rows=rows,
         improvement=views.improvement(rows),
         srm=srm,
-        controls=controls,
+        controls=detail.controls,
         chart_json=json.dumps(chart),
     )
 
@@ -316,7 +313,10 @@ def promote(request: Request, version_id: int, session: SessionDep, csrf: CsrfFi
     return _act(
         request,
         "/versions",
-        lambda db: promote_version(db, version_id, by="operator"),
+        lambda db: audit.record_version_change(
+            db, ACTOR, "model.promote", version_id,
+            lambda: promote_version(db, version_id, by="operator"),
+        ),
         f"version {version_id} promoted",
     )
 
@@ -328,6 +328,9 @@ def rollback(request: Request, version_id: int, session: SessionDep, csrf: CsrfF
     return _act(
         request,
         "/versions",
-        lambda db: rollback_version(db, version_id, by="operator"),
+        lambda db: audit.record_version_change(
+            db, ACTOR, "model.rollback", version_id,
+            lambda: rollback_version(db, version_id, by="operator"),
+        ),
         f"version {version_id} rolled back",
     )

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adgen.allocator import Allocator
-from adgen.api.schemas import VariantPublic
+from adgen.api.schemas import CampaignDetail, VariantPublic
 from adgen.db.campaigns import get_campaign, list_variants
 from adgen.db.models import (
     Campaign,
@@ -30,6 +30,9 @@ from adgen.db.models import (
     Variant,
 )
 from adgen.errors import NotFoundError
+from adgen.health import Health, campaign_health
+from adgen.operations import effective_controls
+from adgen.settings import Settings
 from adgen.stats import credible_interval, prob_best
 
 #: At most this many points on a chart over time (hours are merged beyond it).
@@ -40,9 +43,8 @@ MAX_POINTS = 48
 class LeaderRow:
     """One variant on a campaign's leaderboard."""
 
-    variant: VariantPublic
+    variant: VariantPublic  # prob_best is set for active variants (among the active ones)
     version_status: str | None
-    p_best: float
     share: float | None  # the allocator's current probability of serving it
 
 
@@ -51,6 +53,7 @@ class CampaignRow:
     """One campaign on the overview page."""
 
     campaign: Campaign
+    health: Health
     impressions_today: int
     clicks_today: int
     best: LeaderRow | None
@@ -70,38 +73,33 @@ def _successes(v: VariantPublic) -> int:
     return min(v.clicks if v.reward == "click" else v.conversions, v.impressions)
 
 
-def leaderboard(session: Session, campaign_id: int, allocator: Allocator) -> list[LeaderRow]:
-    """The campaign's variants (paused and rejected included), best posterior mean first."""
+def leaderboard(
+    session: Session, campaign_id: int, allocator: Allocator, settings: Settings
+) -> tuple[CampaignDetail, list[LeaderRow]]:
+    """The campaign as ``GET /v1/campaigns/{id}`` reports it, and its variants (paused and
+    rejected included) with their versions' statuses and current traffic shares, best
+    posterior mean first."""
     campaign = get_campaign(session, campaign_id)
-    rows = list_variants(session, campaign_id)
-    summaries = [VariantPublic.of(v, s, campaign.reward) for v, s in rows]
-    statuses = {
-        vid: status
-        for vid, status in session.execute(
-            select(ModelVersion.id, ModelVersion.status).where(
-                ModelVersion.id.in_({v.model_version_id for v in summaries if v.model_version_id})
-            )
-        )
-    }
+    detail = CampaignDetail.of(
+        campaign, list_variants(session, campaign_id), effective_controls(campaign, settings)
+    )
+    version_ids = {v.model_version_id for v in detail.variants if v.model_version_id}
+    stmt = select(ModelVersion.id, ModelVersion.status).where(ModelVersion.id.in_(version_ids))
+    statuses = {vid: status for vid, status in session.execute(stmt)}
     try:
         shares = {a.variant_id: a.probability for a in allocator.arms(campaign_id)}
     except NotFoundError:
         shares = {}
-    competing = [v for v in summaries if v.status != "rejected"]
-    p: dict[int, float] = {}
-    if competing:
-        figures = prob_best([_successes(v) for v in competing], [v.impressions for v in competing])
-        p = {v.id: float(x) for v, x in zip(competing, figures, strict=True)}
-    out = [
+    rows = [
         LeaderRow(
             v,
             statuses.get(v.model_version_id) if v.model_version_id else None,
-            p.get(v.id, 0.0),
             shares.get(v.id),
         )
-        for v in summaries
+        for v in detail.variants
     ]
-    return sorted(out, key=lambda r: (r.variant.status == "rejected", -r.variant.posterior_mean))
+    rows.sort(key=lambda r: (r.variant.status == "rejected", -r.variant.posterior_mean))
+    return detail, rows
 
 
 def improvement(rows: list[LeaderRow]) -> dict[str, float] | None:
@@ -139,17 +137,26 @@ def today_counts(session: Session, now: datetime | None = None) -> dict[int, dic
     return out
 
 
-def campaigns_overview(session: Session, allocator: Allocator) -> list[CampaignRow]:
-    """Every campaign with today's counts and its best variant."""
+def campaigns_overview(
+    session: Session, allocator: Allocator, settings: Settings
+) -> list[CampaignRow]:
+    """Every campaign with its health, today's counts and its best variant."""
     today = today_counts(session)
     out = []
     for campaign in session.scalars(select(Campaign).order_by(Campaign.id)):
-        rows = leaderboard(session, campaign.id, allocator)
-        live = [r for r in rows if r.variant.status == "active"]
-        best = max(live, key=lambda r: r.p_best, default=None)
+        _, rows = leaderboard(session, campaign.id, allocator, settings)
+        live = [r for r in rows if r.variant.prob_best is not None]
+        best = max(live, key=lambda r: r.variant.prob_best or 0.0, default=None)
         counts = today.get(campaign.id, {"impression": 0, "click": 0})
         out.append(
-            CampaignRow(campaign, counts["impression"], counts["click"], best, len(rows))
+            CampaignRow(
+                campaign,
+                campaign_health(session, campaign.id),
+                counts["impression"],
+                counts["click"],
+                best,
+                len(rows),
+            )
         )
     return out
 
