@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.api import create_app
 from adgen.api.console import views
-from adgen.db.models import AllocationSnapshot, DeadLetter, Event, GateDecision
+from adgen.db.models import (
+    AllocationSnapshot,
+    DeadLetter,
+    Event,
+    GateDecision,
+    RewardModelRecord,
+    TrainingRun,
+)
 from adgen.settings import Settings
 from tests import seed_evidence as seed
 
@@ -112,3 +119,24 @@ def test_series_merges_hours_and_marks_version_changes(
     assert first["low"][-1] < 1 / 3 < first["high"][-1]
     assert first["p_best"][-1] > 0.99
     assert series.markers == [{"index": 16, "label": f"rollback v{version.id}"}]
+
+
+def test_versions_page_shows_reward_models_and_runs(
+    client: TestClient, pg_sessions: sessionmaker[Session]
+) -> None:
+    with pg_sessions.begin() as session:
+        session.add(
+            RewardModelRecord(
+                path="", status="active", source="live", n_train=40,
+                metrics={"pairwise_acc": 0.7125, "auc": 0.61, "primary_metric": "pairwise_acc",
+                         "n_eval": 12},
+            )
+        )
+        session.add(
+            TrainingRun(trainer="kto", status="failed", base_model="b", duration_s=42.4,
+                        error="out of memory")
+        )
+    page = client.get("/ui/versions").text
+    assert "<strong>pairwise_acc 0.713</strong>, auc 0.610" in page
+    assert "on 12 held-out arms" in page
+    assert "42 s" in page and "out of memory" in page and "kto" in page

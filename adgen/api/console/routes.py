@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 PREFIX = "/ui"
 #: Who the audit log names for changes made in the console (one admin token, one role).
 ACTOR = "admin (console)"
+#: Held-out figures of a reward model shown on the versions page (the primary one in bold).
+HELDOUT_KEYS = ("pairwise_acc", "sig_pairwise_acc", "auc", "spearman", "ece")
 #: Rows per audit-log page.
 AUDIT_PAGE = 50
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -160,7 +162,7 @@ def versions_page(request: Request, session: SessionDep) -> Response:
     state: AppState = app_state(request)
     with state.sessions() as db:
         page = views.versions_page(db)
-        return _page(request, "versions.html", session, page=page)
+        return _page(request, "versions.html", session, page=page, heldout_keys=HELDOUT_KEYS)
 
 
 @router.get("/health", response_class=HTMLResponse)
