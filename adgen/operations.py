@@ -64,7 +64,7 @@ def _set_variant_status(
     variant = _variant(session, variant_id)
     if variant.status != source:
         raise ConflictError(
-            f"variant {variant_id} is {variant.status}: only a {source} variant can be {want}"
+            f"variant {variant_id} is {variant.status}: only {source} variants can be {want}"
         )
     variant.status = want
     audit.record(
@@ -93,8 +93,7 @@ def _set_campaign_status(
     campaign = get_campaign(session, campaign_id)
     if campaign.status != source:
         raise ConflictError(
-            f"campaign {campaign_id} is {campaign.status}: only an {source} campaign "
-            f"can be {want}"
+            f"campaign {campaign_id} is {campaign.status}: only {source} campaigns can be {want}"
         )
     campaign.status = want
     audit.record(
