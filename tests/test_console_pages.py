@@ -140,3 +140,30 @@ def test_versions_page_shows_reward_models_and_runs(
     assert "<strong>pairwise_acc 0.713</strong>, auc 0.610" in page
     assert "on 12 held-out arms" in page
     assert "42 s" in page and "out of memory" in page and "kto" in page
+
+
+def test_ingest_figures_from_the_newest_events(pg_sessions: sessionmaker[Session]) -> None:
+    now = datetime.now(UTC)
+    with pg_sessions() as session:
+        assert views.ingest_figures(session, now)["events"] == 0
+    with pg_sessions.begin() as session:
+        cid = seed.campaign(session)
+        (vid,) = seed.arms(session, cid, [(seed.WINNERS[0], 0, 0)])
+        session.execute(
+            sa.insert(Event),
+            [
+                {
+                    "event_id": f"lag-{i}", "type": "impression", "impression_id": f"lag-{i}",
+                    "campaign_id": cid, "variant_id": vid, "propensity": 1.0,
+                    "event_time": now - timedelta(seconds=120 - i + (30 if i == 119 else 2)),
+                    "received_time": now - timedelta(seconds=120 - i),
+                }
+                for i in range(120)
+            ],
+        )
+    with pg_sessions() as session:
+        figures = views.ingest_figures(session, now)
+    assert figures["events"] == 120
+    assert figures["last_event_s"] == pytest.approx(1.0)
+    assert (figures["lag_s"], figures["max_lag_s"]) == (pytest.approx(2.0), pytest.approx(30.0))
+    assert figures["per_minute"] == pytest.approx(60.0 * 120 / 119)
