@@ -126,3 +126,24 @@ def test_docs_are_served_from_vendored_assets(client: TestClient) -> None:
     for url in assets:
         assert client.get(url).status_code == 200
     assert client.get("/redoc").status_code == 404
+
+
+def test_pausing_a_campaign_stops_its_allocations_at_once(
+    client: TestClient, pg_sessions: sessionmaker[Session]
+) -> None:
+    with pg_sessions.begin() as session:
+        cid = seed.campaign(session)
+        seed.arms(session, cid, [(seed.WINNERS[0], 10, 2), (seed.LOSERS[0], 10, 1)])
+    client.app.state.adgen.allocator.refresh()
+    assert client.post("/v1/allocate", json={"campaign_id": cid}).status_code == 200
+    csrf = _login(client)
+    paused = client.post(f"/ui/campaigns/{cid}/pause", data={"csrf": csrf})
+    assert "msg=" in paused.headers["location"]
+    refused = client.post("/v1/allocate", json={"campaign_id": cid})
+    assert refused.status_code == 409 and "paused" in refused.json()["detail"]
+    page = client.get(f"/ui/campaigns/{cid}").text
+    assert "Resume campaign" in page and "Pause campaign" not in page
+    client.post(f"/ui/campaigns/{cid}/resume", data={"csrf": csrf})
+    assert client.post("/v1/allocate", json={"campaign_id": cid}).status_code == 200
+    audit = client.get("/ui/audit").text
+    assert "campaign.pause" in audit and "campaign.resume" in audit
