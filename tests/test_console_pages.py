@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.api import create_app
 from adgen.api.console import views
+from adgen.db.engine import make_engine, session_factory
 from adgen.db.models import (
     AllocationSnapshot,
     DeadLetter,
@@ -88,11 +89,16 @@ def test_dead_letters_are_listed_escaped(
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
 
 
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_series_merges_hours_and_marks_version_changes(
-    pg_sessions: sessionmaker[Session],
+    dialect: str, request: pytest.FixtureRequest
 ) -> None:
+    if dialect == "sqlite":
+        sessions = session_factory(make_engine(request.getfixturevalue("sqlite_url")))
+    else:
+        sessions = request.getfixturevalue("sessions")
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=99)
-    with pg_sessions.begin() as session:
+    with sessions.begin() as session:
         version = seed.version(session, "series-base", "active")
         cid = seed.campaign(session)
         a, b = seed.arms(
@@ -109,7 +115,7 @@ def test_series_merges_hours_and_marks_version_changes(
                 decided_at=start + timedelta(hours=50),
             )
         )
-    with pg_sessions() as session:
+    with sessions() as session:
         series = views.series(session, cid)
     assert len(series.labels) == 34  # 100 hours in buckets of 3
     first, second = series.variants
