@@ -229,17 +229,16 @@ class Allocator:
         """Store the serving probabilities of rebuilt campaigns; their impressions carry
         the snapshot id. A failed write leaves the ids unset (those impressions are left
         out of the SRM check) and serving goes on."""
-        served = [s for s in states if s.policy is not None]
+        served = [(s, s.policy) for s in states if s.policy is not None]
         if not served:
             return
         rows = [
             AllocationSnapshot(
                 campaign_id=s.campaign_id,
                 variant_ids=[a.variant_id for a in s.arms],
-                probabilities=[float(p) for p in s.policy.probabilities()],
+                probabilities=policy.probabilities().tolist(),
             )
-            for s in served
-            if s.policy is not None
+            for s, policy in served
         ]
         try:
             with self._sessions.begin() as session:
@@ -249,7 +248,7 @@ class Allocator:
         except SQLAlchemyError as exc:
             logger.warning("allocation snapshots not stored (SRM will skip them): %s", exc)
             return
-        for state, snapshot_id in zip(served, ids, strict=True):
+        for (state, _), snapshot_id in zip(served, ids, strict=True):
             state.snapshot_id = snapshot_id
 
     def wake(self) -> None:

@@ -1,5 +1,6 @@
-"""The operator's CLI (pause, resume, controls, audit, --json, grant-analyst) and campaign
-health, against a migrated SQLite database (and PostgreSQL for analyst logins)."""
+"""The operator's CLI (pause, resume, controls, audit, --json, grant-analyst), campaign
+health and per-campaign controls in the allocator, against a migrated SQLite database (and
+PostgreSQL for analyst logins)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from adgen import operations
+from adgen.allocator import Allocator
 from adgen.brief import Brief
 from adgen.cli.main import app as cli
 from adgen.db.campaigns import add_variants, create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
-from adgen.db.models import AllocationSnapshot, Event, ModelVersion, Variant
+from adgen.db.models import AllocationSnapshot, ArmStats, Event, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError, ValidationError
 from adgen.health import campaign_health
-from adgen.settings import get_settings
+from adgen.settings import Settings, get_settings
 
 TEXT = "Grip that holds on wet rock when the trail turns to mud and the rain keeps coming"
 
@@ -182,3 +187,34 @@ def test_grant_analyst_creates_a_read_only_login(
             conn.execute(sa.text(f"DROP ROLE IF EXISTS {name}"))
         engine.dispose()
         get_settings.cache_clear()
+
+
+def test_the_allocator_serves_each_campaigns_own_controls(
+    tmp_path: Path, sqlite_url: str, engine: Engine
+) -> None:
+    cid, (strong, weak) = _campaign(engine)
+    other, (other_strong, other_weak) = _campaign(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        evidence = ((strong, 100), (weak, 5), (other_strong, 100), (other_weak, 5))
+        for vid, clicks in evidence:
+            session.execute(sa.update(ArmStats).where(ArmStats.variant_id == vid)
+                            .values(impressions=1000, clicks=clicks))
+    allocator = Allocator(sessions, Settings(var_dir=tmp_path, database_url=sqlite_url),
+                          np.random.default_rng(0))
+    assert allocator.refresh()
+    share = {a.variant_id: a.probability for a in allocator.arms(cid)}
+    assert share[weak] < 0.01  # the bandit alone starves it
+
+    with transaction(sessions) as session:
+        operations.set_campaign_controls(session, cid, "test", min_exploration=0.5)
+    assert allocator.reload_campaign(cid)
+    share = {a.variant_id: a.probability for a in allocator.arms(cid)}
+    assert share[weak] == pytest.approx(0.25, abs=0.01)  # half the traffic spread evenly
+    others = {a.variant_id: a.probability for a in allocator.arms(other)}
+    assert others[other_weak] < 0.01  # another campaign keeps the settings
+
+    with transaction(sessions) as session:
+        operations.pause_variant(session, strong, "test")
+    assert allocator.reload_campaign(cid)
+    assert {allocator.allocate(cid).variant_id for _ in range(200)} == {weak}

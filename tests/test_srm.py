@@ -19,6 +19,8 @@ from adgen.brief import Brief
 from adgen.db.campaigns import add_variants, create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.db.models import AllocationSnapshot, ArmStats, Event
+from adgen.errors import ValidationError
+from adgen.events import make_event
 from adgen.settings import Settings
 from adgen.srm import SRM_P_THRESHOLD, campaign_srm, expected_counts, srm_test
 
@@ -45,6 +47,16 @@ def test_expected_counts_sum_impressions_times_served_probability() -> None:
     assert arms[10].observed == 135 and arms[11].observed == 65
     assert arms[10].expected == pytest.approx(50 + 90)
     assert arms[11].expected == pytest.approx(50 + 10)
+
+
+def test_only_impressions_carry_a_snapshot_id() -> None:
+    fields = {"event_id": "e1", "impression_id": "i1", "campaign_id": 1, "variant_id": 2,
+              "event_time": datetime(2026, 11, 29, tzinfo=UTC)}
+    assert make_event(type="impression", propensity=0.5, snapshot_id=7, **fields).snapshot_id == 7
+    with pytest.raises(ValidationError, match="snapshot_id is only for impressions"):
+        make_event(type="click", snapshot_id=7, **fields)
+    with pytest.raises(ValidationError, match="snapshot_id"):
+        make_event(type="impression", propensity=0.5, snapshot_id=0, **fields)
 
 
 def _setup(url: str, campaigns: int) -> tuple[sessionmaker[Session], list[int]]:
