@@ -96,7 +96,7 @@ def test_series_merges_hours_and_marks_version_changes(
     if dialect == "sqlite":
         sessions = session_factory(make_engine(request.getfixturevalue("sqlite_url")))
     else:
-        sessions = request.getfixturevalue("sessions")
+        sessions = request.getfixturevalue("pg_sessions")
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=99)
     with sessions.begin() as session:
         version = seed.version(session, "series-base", "active")
