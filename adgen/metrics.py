@@ -6,6 +6,7 @@ Each app gets its own registry, so several apps (tests) never collide.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import (
@@ -23,9 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.allocator import Allocator
 from adgen.db.models import Campaign
-from adgen.srm import campaign_srm
+from adgen.srm import SrmResult, campaign_srm
 
 logger = logging.getLogger(__name__)
+#: SRM gauges are recomputed at most this often (each test reads a campaign's impressions).
+SRM_GAUGE_MAX_AGE_S = 60.0
 
 EVENT_TYPES = ("click", "conversion")  # impressions: one per allocation
 ERROR_KINDS = ("validation", "not_found", "conflict", "token", "auth", "storage", "bus", "config")
@@ -95,17 +98,39 @@ class ApiMetrics:
 
 
 class SrmCollector(Collector):
-    """``adgen_srm_p_value`` and ``adgen_srm_flagged`` per active campaign, at scrape time."""
+    """``adgen_srm_p_value`` and ``adgen_srm_flagged`` per active campaign. Each test reads
+    the campaign's impressions, so results are recomputed at most every ``max_age_s``."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        max_age_s: float = SRM_GAUGE_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sessions = sessions
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._results: dict[int, SrmResult] = {}
+        self._computed_at: float | None = None
 
     def describe(self) -> list[GaugeMetricFamily]:
         """No samples at registration (the database may not be up yet)."""
         return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """One sample per active campaign; none while the database is unreachable."""
+        """One sample per active campaign; the last results while the database is down."""
+        now = self._clock()
+        if self._computed_at is None or now - self._computed_at >= self._max_age_s:
+            try:
+                with self._sessions() as session:
+                    ids = list(session.scalars(
+                        select(Campaign.id).where(Campaign.status == "active")
+                    ))
+                    self._results = {cid: campaign_srm(session, cid) for cid in ids}
+                self._computed_at = now
+            except SQLAlchemyError as exc:  # adgen_degraded reports the database too
+                logger.warning("SRM gauges not refreshed: %s", exc)
         p_values = GaugeMetricFamily(
             "adgen_srm_p_value",
             "Sample-ratio-mismatch p-value of each active campaign's impressions "
@@ -117,14 +142,8 @@ class SrmCollector(Collector):
             "1 when a campaign's traffic split is broken (SRM p < 0.001).",
             labels=["campaign_id"],
         )
-        try:
-            with self._sessions() as session:
-                ids = session.scalars(select(Campaign.id).where(Campaign.status == "active"))
-                for cid in list(ids):
-                    result = campaign_srm(session, cid)
-                    p_values.add_metric([str(cid)], result.p_value)
-                    flagged.add_metric([str(cid)], float(result.flagged))
-        except SQLAlchemyError as exc:  # adgen_degraded reports the database too
-            logger.warning("SRM gauges left out of this scrape: %s", exc)
+        for cid, result in sorted(self._results.items()):
+            p_values.add_metric([str(cid)], result.p_value)
+            flagged.add_metric([str(cid)], float(result.flagged))
         yield p_values
         yield flagged
