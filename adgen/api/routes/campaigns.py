@@ -1,4 +1,5 @@
-"""Campaigns and their variants: create (admin), read with statistics, add by hand (admin)."""
+"""Campaigns and their variants: create (admin), list, read with statistics and the SRM check,
+add variants by hand (admin)."""
 
 from __future__ import annotations
 
