@@ -17,6 +17,8 @@ from adgen.errors import ConfigError
 
 EMBEDDED_ADMIN_TOKEN = "adgen-embedded-admin"
 EMBEDDED_TOKEN_SECRET = "adgen-embedded-secret"
+#: Shortest admin token / token secret accepted outside the embedded mode.
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -226,8 +228,8 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
-        """True when running on the one-machine defaults (SQLite or the bundled broker)."""
-        return self.db_url.startswith("sqlite") or self.kafka_bootstrap is None
+        """True only on the one-machine defaults: SQLite AND the bundled broker."""
+        return self.db_url.startswith("sqlite") and self.kafka_bootstrap is None
 
     @property
     def models_dir(self) -> Path:
@@ -243,14 +245,22 @@ class Settings(BaseSettings):
         return self._secret(self.token_secret, EMBEDDED_TOKEN_SECRET, "ADGEN_TOKEN_SECRET").encode()
 
     def _secret(self, value: SecretStr | None, default: str, name: str) -> str:
-        if value is not None and value.get_secret_value():
-            return value.get_secret_value()
+        secret = value.get_secret_value() if value is not None else ""
         if self.embedded:
-            return default
-        raise ConfigError(
-            f"{name} is not set: outside the embedded demo (PostgreSQL and Kafka configured) "
-            f"adgen refuses to run with a default secret; set {name} to a long random value"
-        )
+            return secret or default
+        if not secret:
+            raise ConfigError(
+                f"{name} is not set: outside the embedded demo (SQLite and the bundled broker) "
+                f"adgen refuses to run with a default secret; set {name} to a long random value "
+                f"(at least {MIN_SECRET_LENGTH} characters)"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"{name} is {len(secret)} characters long: outside the embedded demo (SQLite and "
+                f"the bundled broker) it must be at least {MIN_SECRET_LENGTH} characters of "
+                f"random text"
+            )
+        return secret
 
 
 @lru_cache(maxsize=1)

@@ -335,4 +335,4 @@ def test_default_secrets_are_refused_outside_the_embedded_mode() -> None:
     with pytest.raises(ConfigError, match="ADGEN_ADMIN_TOKEN"):
         create_app(settings)
     with pytest.raises(ConfigError, match="ADGEN_TOKEN_SECRET"):
-        create_app(settings.model_copy(update={"admin_token": SecretStr("set")}))
+        create_app(settings.model_copy(update={"admin_token": SecretStr("a" * 32)}))

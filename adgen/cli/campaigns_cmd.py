@@ -70,7 +70,7 @@ def create(
 @app.command("list")
 def list_() -> None:
     """Every campaign with its number of active variants."""
-    engine = make_engine(get_settings().db_url)
+    engine = make_engine(get_settings().db_url, must_exist=True)
     try:
         with session_factory(engine)() as session:
             active = func.count(Variant.id).filter(Variant.status == "active")
@@ -90,7 +90,7 @@ def list_() -> None:
 @app.command()
 def show(campaign_id: Annotated[int, typer.Argument(help="Campaign id.")]) -> None:
     """A campaign's variants with counts, CTR, posterior mean and 95% credible interval."""
-    engine = make_engine(get_settings().db_url)
+    engine = make_engine(get_settings().db_url, must_exist=True)
     try:
         with session_factory(engine)() as session:
             campaign = get_campaign(session, campaign_id)
