@@ -25,7 +25,7 @@ from adgen.ingest.consumer import IngestConsumer
 from adgen.settings import Settings
 from adgen.tokens import TokenClaims, issue
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 BRIEF = {
     "name": "Trail shoes spring",
     "product": "Lightweight trail running shoes",
