@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adgen.errors import ConfigError
+from adgen.events import MAX_CONVERSION_VALUE
 
 EMBEDDED_ADMIN_TOKEN = "adgen-embedded-admin"
 EMBEDDED_TOKEN_SECRET = "adgen-embedded-secret"
@@ -190,6 +191,20 @@ class Settings(BaseSettings):
     promote_prob: float = Field(0.95, gt=0.5, lt=1)
     rollback_prob: float = Field(0.05, gt=0, lt=0.5)
     gate_max_impressions: int = Field(20_000, ge=1)
+
+    # --- what counts (ingest and API) ---------------------------------------------------
+    max_conversion_value: float = Field(
+        MAX_CONVERSION_VALUE,
+        gt=0,
+        allow_inf_nan=False,
+        description="Largest conversion value accepted (API answers 422, ingest dead-letters).",
+    )
+    ingest_hold_grace_s: float = Field(
+        900.0,
+        gt=0,
+        description="How long a click or conversion whose impression ingest has not seen is "
+        "held (stored, not counted) before it is dead-lettered as an orphan.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -40,7 +40,7 @@ def _relations(engine: Engine) -> tuple[set[str], set[str]]:
 
 def test_upgrade_downgrade_upgrade(db_url: str, engine: Engine) -> None:
     assert _relations(engine) == (TABLES, VIEWS)
-    assert migrate.current_revision(engine) == "0002"
+    assert migrate.current_revision(engine) == "0003_counting"
 
     migrate.downgrade(db_url, "base")
     engine.dispose()
@@ -50,7 +50,7 @@ def test_upgrade_downgrade_upgrade(db_url: str, engine: Engine) -> None:
     migrate.upgrade(db_url)
     engine.dispose()
     assert _relations(engine) == (TABLES, VIEWS)
-    assert migrate.current_revision(engine) == "0002"
+    assert migrate.current_revision(engine) == "0003_counting"
 
 
 def _seed(engine: Engine) -> tuple[int, list[int]]:

@@ -54,8 +54,9 @@ def create_app(
         )
     # PostgreSQL: fail fast instead of hanging while the server is unreachable
     pg = settings.db_url.startswith("postgresql")
-    pg_args = {"connect_args": {"connect_timeout": 5}} if pg else {}
-    engine = make_engine(settings.db_url, **pg_args)
+    engine = make_engine(settings.db_url, connect_args={"connect_timeout": 5}) if pg else (
+        make_engine(settings.db_url)
+    )
     sessions = session_factory(engine)
     allocator = Allocator(sessions, settings, rng if rng is not None else np.random.default_rng())
     metrics = ApiMetrics()

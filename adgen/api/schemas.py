@@ -169,7 +169,12 @@ class AllocateResponse(BaseModel):
 
 
 class EventRequest(BaseModel):
-    """A click or a conversion of an impression, proven by its token."""
+    """A click or a conversion of an impression, proven by its token.
+
+    One impression counts at most one click and one conversion: later ones (other
+    ``event_id`` on the same token) are stored with ``count_status = 'repeat'`` and not
+    counted.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -182,7 +187,13 @@ class EventRequest(BaseModel):
         description="Client idempotency key; without one, a click or conversion counts "
         "once per impression.",
     )
-    value: float | None = Field(None, ge=0, allow_inf_nan=False, description="conversions only")
+    value: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="conversions only: finite, >= 0 and at most ADGEN_MAX_CONVERSION_VALUE "
+        "(default 1e9; 422 above it)",
+    )
 
     @model_validator(mode="after")
     def _value_only_for_conversions(self) -> EventRequest:

@@ -36,13 +36,15 @@ from adgen.errors import BusError, ConfigError
 from adgen.ingest.batch import DecodedBatch, RawMessage, decode_batch, next_offsets
 from adgen.ingest.retry import REFUSALS, Backoff, is_transient
 from adgen.ingest.stats import IngestStats
-from adgen.ingest.store import VariantDirectory, store_batch, store_each
+from adgen.ingest.store import VariantDirectory, expire_held, store_batch, store_each
 from adgen.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_LOG_INTERVAL_S = 10.0
 HEARTBEAT_INTERVAL_S = 5.0
+#: How often held clicks and conversions past their grace period are dead-lettered.
+EXPIRE_INTERVAL_S = 30.0
 COMMIT_TIMEOUT_MS = 30_000
 
 
@@ -87,6 +89,7 @@ class IngestConsumer:
         self._closing = threading.Event()
         self._on_batch: Callable[[IngestStats], None] | None = None
         self._stats_lock = threading.Lock()
+        self._next_expiry = 0.0  # monotonic time of the next sweep of held events
 
     # --- lifecycle ---------------------------------------------------------------------
     def _connect(self) -> KafkaConsumer:
@@ -241,6 +244,8 @@ class IngestConsumer:
         batch = decode_batch(messages) if messages else None
         if not self._settle():
             return 0  # stopped during a database outage: the batch just polled is not stored
+        if batch is None and time.monotonic() >= self._next_expiry:
+            batch = DecodedBatch()  # nothing new: store nothing, but sweep held events
         if batch is not None:
             assert self._writer is not None
             self._in_flight = _InFlight(
@@ -293,14 +298,30 @@ class IngestConsumer:
                     return None
 
     def _store(self, batch: DecodedBatch) -> IngestStats:
+        max_value = self.settings.max_conversion_value
         try:
             with transaction(self._sessions) as session:
-                return store_batch(session, batch, self._directory)
+                stats = store_batch(session, batch, self._directory, max_value=max_value)
+                stats.add(self._expire_due(session))
+                return stats
         except REFUSALS as exc:
             logger.warning("database refused a batch, storing it event by event: %s",
                            str(exc.orig).strip())
         with transaction(self._sessions) as session:
-            return store_each(session, batch, self._directory)
+            return store_each(session, batch, self._directory, max_value=max_value)
+
+    def _expire_due(self, session: Session) -> IngestStats:
+        """Dead-letter held events past their grace period, at most every few seconds."""
+        now = time.monotonic()
+        if now < self._next_expiry:
+            return IngestStats()
+        self._next_expiry = now + min(EXPIRE_INTERVAL_S, self.settings.ingest_hold_grace_s)
+        stats = expire_held(session, self.settings.ingest_hold_grace_s, self.topic)
+        if stats.orphans:
+            logger.warning("%d held clicks/conversions never saw their impression within "
+                           "%.0f s: dead-lettered, not counted",
+                           stats.orphans, self.settings.ingest_hold_grace_s)
+        return stats
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Commit offsets of stored batches; a failed commit only means a harmless replay."""
@@ -310,6 +331,8 @@ class IngestConsumer:
             TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in self._pending.items()
         }
+        if not to_commit:
+            return
         try:
             self._consumer.commit(to_commit, timeout_ms=COMMIT_TIMEOUT_MS)
         except CommitFailedError as exc:
