@@ -206,6 +206,11 @@ class Settings(BaseSettings):
         "held (stored, not counted) before it is dead-lettered as an orphan.",
     )
 
+    # --- API input limits ----------------------------------------------------------------
+    api_max_body_bytes: int = Field(
+        65_536, ge=1024, description="Largest request body the API reads (413 above it)."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _url_not_blank(cls, v: str | None) -> str | None:

@@ -186,6 +186,8 @@ BAD_REQUESTS: list[tuple[str, str, Any, str]] = [
     ("get", "/v1/campaigns/99999999999", None, "less than or equal"),
     ("get", "/v1/campaigns/abc", None, "campaign_id"),
     ("get", "/v1/campaigns/1/variants?status=gone", None, "status"),
+    ("post", "/v1/events", {"type": "conversion", "token": "t", "value": 1e10}, "maximum"),
+    ("post", "/v1/campaigns", {**BRIEF, "forbidden_words": [""]}, "forbidden_words"),
 ]
 
 
@@ -336,3 +338,24 @@ def test_default_secrets_are_refused_outside_the_embedded_mode() -> None:
         create_app(settings)
     with pytest.raises(ConfigError, match="ADGEN_TOKEN_SECRET"):
         create_app(settings.model_copy(update={"admin_token": SecretStr("a" * 32)}))
+
+
+def test_nul_characters_and_large_bodies_are_refused(client: TestClient) -> None:
+    r = client.get("/v1/models?base_model=%00")
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = client.post("/v1/allocate", content=b'{"campaign_id": 1, "context": {"k": "a\\u0000"}}',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    big = {"campaign_id": 1, "context": {"k": "x" * 70_000}}
+    r = client.post("/v1/allocate", json=big)
+    assert r.status_code == 413 and "ADGEN_API_MAX_BODY_BYTES" in r.json()["detail"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_openapi_declares_errors_and_prometheus_text(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    post_events = doc["paths"]["/v1/events"]["post"]["responses"]
+    assert {"401", "413", "422", "503"} <= set(post_events)
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert set(metrics) == {"text/plain"}
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain")

@@ -11,8 +11,10 @@ from fastapi import FastAPI
 
 from adgen.allocator import Allocator
 from adgen.api import errors
+from adgen.api.limits import RequestLimits
 from adgen.api.routes import allocate, campaigns, events, generation, health
 from adgen.api.routes import models as models_routes
+from adgen.api.schemas import ERROR_RESPONSES
 from adgen.api.shipper import EventShipper
 from adgen.api.state import AppState
 from adgen.bus.producer import EventProducer
@@ -103,8 +105,8 @@ def create_app(
     app.state.adgen = state
     metrics.track(allocator, lambda: state.shipper.pending if state.shipper else 0)
     errors.install(app)
-    for router in (allocate.router, events.router, campaigns.router, health.router):
-        app.include_router(router)
-    app.include_router(models_routes.router)
-    app.include_router(generation.router)
+    for router in (allocate.router, events.router, campaigns.router, health.router,
+                   models_routes.router, generation.router):
+        app.include_router(router, responses=ERROR_RESPONSES)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.api_max_body_bytes)
     return app

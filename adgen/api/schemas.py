@@ -26,6 +26,27 @@ def _storable(value: Any, where: str) -> None:
             _storable(item, where)
 
 
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong, in words."""
+
+    detail: str
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: Error answers any route may give (declared in the OpenAPI document).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _error("Missing or wrong admin token, or a bad, expired or tampered event token."),
+    404: _error("No such campaign, variant or model version."),
+    409: _error("The request conflicts with the current state."),
+    413: _error("Request body over ADGEN_API_MAX_BODY_BYTES."),
+    422: _error("Invalid request (the detail names the field), or a NUL character."),
+    503: _error("The database, the broker or the posteriors are not available."),
+}
+
+
 class CampaignCreate(Brief):
     """A brief, as ``POST /v1/campaigns`` takes it."""
 

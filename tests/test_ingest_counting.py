@@ -1,0 +1,163 @@
+"""What counts in arm_stats: one click and one conversion per impression, never a click
+before its impression (held, then counted or dead-lettered), conversion values bounded.
+Real databases (PostgreSQL and SQLite); the pure rules on their own first."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from adgen.brief import Brief
+from adgen.db.campaigns import add_variants, create_campaign
+from adgen.db.engine import make_engine, session_factory, transaction
+from adgen.events import encode_event, make_event
+from adgen.ingest.batch import RawMessage, decode_batch
+from adgen.ingest.counting import Candidate, Known, classify
+from adgen.ingest.stats import IngestStats
+from adgen.ingest.store import VariantDirectory, expire_held, store_batch
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _c(ref: int, kind: str, imp: str = "i", variant: int = 1, eid: str | None = None) -> Candidate:
+    return Candidate(ref, eid or f"e{ref}", imp, kind, variant)
+
+
+def test_classify_counts_one_of_each_type_per_impression() -> None:
+    new = [_c(0, "click"), _c(1, "impression"), _c(2, "click"), _c(3, "conversion"),
+           _c(4, "impression"), _c(5, "click", variant=2), _c(6, "click", imp="j")]
+    d = classify(new, [])
+    assert d.new == ["counted", "counted", "repeat", "counted", "repeat", None, "held"]
+    assert "variant 2" in d.refused[5] and "variant 1" in d.refused[5]
+
+
+def test_classify_promotes_held_events_and_skips_redelivered_ones() -> None:
+    held = Known(_c(40, "click", eid="old"), "held")
+    d = classify([_c(0, "click", eid="old"), _c(1, "impression"), _c(2, "click")], [held])
+    assert d.new == ["held", "counted", "repeat"]  # "old" is a redelivery: the insert skips it
+    assert d.stored == {40: "counted"}
+    counted = Known(_c(41, "impression", variant=3), "counted")
+    wrong = Known(_c(42, "click", imp="k"), "held")
+    d = classify([_c(0, "click", variant=3), _c(1, "impression", imp="k", variant=2)],
+                 [counted, wrong])
+    assert d.new == ["counted", "counted"]
+    assert d.stored == {42: "orphan"} and "variant 1" in d.stored_reasons[42]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    url = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+    eng = make_engine(str(url))
+    yield eng
+    eng.dispose()
+
+
+class Pipe:
+    """Feeds events to ``store_batch`` as numbered messages of one partition."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.directory = VariantDirectory()
+        self.offset = 0
+        with transaction(self.sessions) as s:
+            campaign = create_campaign(s, Brief(name="c", product="p", brand="b", audience="a"))
+            self.campaign = campaign.id
+            self.variants = [v.id for v in add_variants(s, campaign.id, ["one", "two"])]
+
+    def event(self, kind: str, imp: str, eid: str, variant: int = 0, **kw: Any) -> bytes:
+        extra = {"propensity": 0.5} if kind == "impression" else {}
+        return encode_event(make_event(
+            type=kind, event_id=eid, impression_id=imp, campaign_id=self.campaign,
+            variant_id=self.variants[variant], event_time=T0, **extra, **kw))
+
+    def send(self, *payloads: bytes, max_value: float = 1e9) -> IngestStats:
+        msgs = []
+        for p in payloads:
+            msgs.append(RawMessage("t", 0, self.offset, b"k", p))
+            self.offset += 1
+        with transaction(self.sessions) as s:
+            return store_batch(s, decode_batch(msgs), self.directory, max_value=max_value)
+
+    def arm(self, variant: int = 0) -> tuple[int, int, int, float]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text(
+                "SELECT impressions, clicks, conversions, conversion_value FROM arm_stats "
+                "WHERE variant_id = :v"), {"v": self.variants[variant]}).one_or_none()
+        return tuple(row) if row else (0, 0, 0, 0.0)  # type: ignore[return-value]
+
+    def statuses(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT event_id, count_status FROM events")).all())
+
+    def dead(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(sa.text("SELECT reason FROM dead_letters ORDER BY id")))
+
+
+def test_fifty_clicks_on_one_impression_count_once(engine: Engine) -> None:
+    p = Pipe(engine)
+    p.send(p.event("impression", "i1", "imp"))
+    clicks = [p.event("click", "i1", f"c{n}") for n in range(50)]
+    stats = p.send(*clicks[:25])
+    p.send(*clicks[25:], *clicks[:10])  # redelivered ones change nothing
+    assert stats.repeats == 24
+    assert p.arm() == (1, 1, 0, 0.0)
+    statuses = p.statuses()
+    assert len(statuses) == 51
+    assert sorted(statuses.values()).count("repeat") == 49
+
+
+def test_click_before_its_impression_is_held_then_counted(engine: Engine) -> None:
+    p = Pipe(engine)
+    stats = p.send(p.event("click", "i2", "early"), p.event("conversion", "i2", "cv", value=5.0))
+    assert stats.held == 2 and p.arm() == (0, 0, 0, 0.0)
+    assert set(p.statuses().values()) == {"held"}
+    p.send(p.event("click", "i2", "early"))  # redelivered while held
+    p.send(p.event("impression", "i2", "imp2"), p.event("click", "i2", "late"))
+    assert p.arm() == (1, 1, 1, 5.0)
+    assert p.statuses() == {"early": "counted", "cv": "counted", "imp2": "counted",
+                            "late": "repeat"}
+
+
+def test_orphans_are_dead_lettered_after_the_grace_period(engine: Engine) -> None:
+    p = Pipe(engine)
+    p.send(p.event("click", "gone", "orphan"))
+    with transaction(p.sessions) as s:
+        assert expire_held(s, 3600, "t").orphans == 0  # still within its grace period
+    with engine.begin() as conn:  # age it
+        conn.execute(sa.text("UPDATE events SET received_time = :t"), {"t": T0})
+    with transaction(p.sessions) as s:
+        assert expire_held(s, 60, "t").orphans == 1
+    assert p.statuses() == {"orphan": "orphan"}
+    assert len(p.dead()) == 1 and "impression never reached ingest" in p.dead()[0]
+    p.send(p.event("impression", "gone", "imp-late"))
+    assert p.arm() == (1, 0, 0, 0.0)  # the orphan stays uncounted
+
+
+def test_click_naming_another_variant_is_refused(engine: Engine) -> None:
+    p = Pipe(engine)
+    p.send(p.event("impression", "i3", "imp3", variant=0))
+    stats = p.send(p.event("click", "i3", "forged", variant=1))
+    assert stats.dead_letters == 1 and "not counted" in p.dead()[0]
+    assert p.arm(0) == (1, 0, 0, 0.0) and p.arm(1) == (0, 0, 0, 0.0)
+
+
+def test_conversion_values_are_bounded(engine: Engine) -> None:
+    p = Pipe(engine)
+    p.send(p.event("impression", "i4", "imp4"))
+    huge = [p.event("conversion", "i4", f"big{n}", value=1.7e308) for n in range(3)]
+    stats = p.send(*huge, max_value=1e9)
+    assert stats.dead_letters == 3 and "above the maximum" in p.dead()[0]
+    p.send(p.event("conversion", "i4", "ok", value=2.5))
+    assert p.arm() == (1, 0, 1, 2.5)
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT SUM(conversion_value) FROM campaign_daily_totals"))
+        assert math.isclose(total.scalar_one(), 2.5)
