@@ -38,6 +38,7 @@ def _error(description: str) -> dict[str, Any]:
 
 #: Error answers any route may give (declared in the OpenAPI document).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("The request body could not be parsed."),
     401: _error("Missing or wrong admin token, or a bad, expired or tampered event token."),
     404: _error("No such campaign, variant or model version."),
     409: _error("The request conflicts with the current state."),
