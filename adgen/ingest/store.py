@@ -23,8 +23,8 @@ from datetime import UTC
 from typing import Any
 
 import psycopg2
+from sqlalchemy import ARRAY, String, bindparam, func, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -166,7 +166,8 @@ def _known(session: Session, impression_ids: set[str]) -> list[Known]:
     if not impression_ids:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        match = Event.impression_id == func.any(postgresql.array(sorted(impression_ids)))
+        ids = bindparam("impression_ids", sorted(impression_ids), type_=ARRAY(String))
+        match = Event.impression_id == func.any(ids)
     else:
         match = Event.impression_id.in_(impression_ids)
     rows = session.execute(
