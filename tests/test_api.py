@@ -171,6 +171,7 @@ BAD_REQUESTS: list[tuple[str, str, Any, str]] = [
     ("post", "/v1/allocate", {"campaign_id": 2**40}, "less than or equal"),
     ("post", "/v1/allocate", {"campaign_id": 1, "extra": 1}, "extra"),
     ("post", "/v1/allocate", {"campaign_id": 1, "context": {"k": [1]}}, "context"),
+    ("post", "/v1/allocate", {"campaign_id": 1, "context": {"k": "x" * 257}}, "context"),
     ("post", "/v1/allocate", None, "Field required"),
     ("post", "/v1/events", {"type": "view", "token": "t"}, "type"),
     ("post", "/v1/events", {"type": "click", "token": "t", "value": 3}, "only conversions"),
@@ -196,7 +197,7 @@ def test_bad_requests_are_422_with_a_message(client: TestClient) -> None:
         r = client.request(method.upper(), path, json=body, headers=ADMIN)
         assert r.status_code == 422, (path, body, r.text)
         assert fragment in r.json()["detail"], (path, body, r.text)
-    assert 'adgen_errors_total{kind="validation"} 20.0' in client.get("/metrics").text
+    assert 'adgen_errors_total{kind="validation"} 21.0' in client.get("/metrics").text
 
 
 ODD_BODIES: list[bytes] = [

@@ -161,7 +161,8 @@ class VariantsCreate(BaseModel):
         return self
 
 
-ContextValue = str | int | float | bool | None
+#: A context value; strings are bounded so that a context stays small (at most 32 of them).
+ContextValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool | None
 
 
 class AllocateRequest(BaseModel):

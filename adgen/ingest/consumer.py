@@ -268,10 +268,10 @@ class IngestConsumer:
         if result is None:
             return False
         self._commit(in_flight.offsets)
-        result.messages, result.batches = in_flight.messages, 1
+        result.messages, result.batches = in_flight.messages, int(in_flight.messages > 0)
         with self._stats_lock:
             self.stats.add(result)
-        if self._on_batch is not None:
+        if self._on_batch is not None and in_flight.messages:  # not after a sweep alone
             self._on_batch(self.stats)
         return True
 
