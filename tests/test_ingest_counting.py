@@ -15,13 +15,17 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.brief import Brief
+from adgen.bus.producer import EventProducer
+from adgen.bus.topics import ensure_topic
 from adgen.db.campaigns import add_variants, create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
-from adgen.events import encode_event, make_event
+from adgen.events import decode_event, encode_event, make_event
 from adgen.ingest.batch import RawMessage, decode_batch
+from adgen.ingest.consumer import IngestConsumer
 from adgen.ingest.counting import Candidate, Known, classify
 from adgen.ingest.stats import IngestStats
 from adgen.ingest.store import VariantDirectory, expire_held, store_batch
+from adgen.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -161,3 +165,25 @@ def test_conversion_values_are_bounded(engine: Engine) -> None:
     with engine.connect() as conn:
         total = conn.execute(sa.text("SELECT SUM(conversion_value) FROM campaign_daily_totals"))
         assert math.isclose(total.scalar_one(), 2.5)
+
+
+def test_consumer_dead_letters_orphans_after_the_grace_period(settings: Settings) -> None:
+    """The real consumer on the real broker: an orphan click is held, then dead-lettered by
+    the consumer's own sweep while it idles; its impression's sibling counts normally."""
+    settings = settings.model_copy(update={"ingest_hold_grace_s": 0.5})
+    engine = make_engine(settings.db_url)
+    try:
+        p = Pipe(engine)
+        ensure_topic(settings.kafka_bootstrap or "", settings.events_topic, 4)
+        with EventProducer(settings.kafka_bootstrap or "", settings.events_topic) as producer:
+            for payload in (p.event("impression", "seen", "imp"), p.event("click", "seen", "c1"),
+                            p.event("click", "never", "orphan")):
+                producer.send(decode_event(payload))
+        with IngestConsumer(settings, p.sessions) as consumer:
+            stats = consumer.drain(idle_s=3.0)
+        assert stats.orphans == 1
+        assert p.statuses() == {"imp": "counted", "c1": "counted", "orphan": "orphan"}
+        assert p.arm() == (1, 1, 0, 0.0)
+        assert "never reached ingest within 0.5 s" in p.dead()[0]
+    finally:
+        engine.dispose()

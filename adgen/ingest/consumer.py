@@ -7,6 +7,11 @@ replays at most the last two batches and changes nothing twice. One writer threa
 batch k while the caller's thread polls and decodes batch k + 1 (the Kafka client is only
 touched by the caller's thread); at most one batch is in flight.
 
+What counts in ``arm_stats`` is decided in ``adgen.ingest.counting`` (one click and one
+conversion per impression; clicks wait, durably, for their impression); every
+``EXPIRE_INTERVAL_S`` the batch's transaction also dead-letters held events older than
+``ADGEN_INGEST_HOLD_GRACE_S`` (an idle consumer runs that sweep on its own).
+
 Failures are classified: a message that can never be stored is a dead letter; a database
 error that may pass is retried with backoff, offsets uncommitted; a batch the database
 refuses is stored event by event so that only the refused events become dead letters;

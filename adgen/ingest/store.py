@@ -42,6 +42,8 @@ EVENT_COLUMNS = (
 )
 #: ``(variant_id, type, value, count_status)`` of each event actually inserted.
 Inserted = Sequence[Sequence[Any]]
+#: Most held events one sweep dead-letters (one transaction stays short).
+EXPIRE_BATCH = 10_000
 _STAGE = "adgen_ingest_stage"
 _CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
@@ -142,12 +144,16 @@ def store_batch(
 
 def expire_held(session: Session, grace_s: float, topic: str) -> IngestStats:
     """Dead-letter the held clicks and conversions stored more than ``grace_s`` seconds ago
-    whose impression never came (their ``count_status`` becomes ``orphan``)."""
+    whose impression never came (their ``count_status`` becomes ``orphan``); at most
+    ``EXPIRE_BATCH`` per call, the rest at the next."""
     cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, grace_s)
     if session.get_bind().dialect.name != "postgresql":
         cutoff = func.datetime("now", f"-{grace_s} seconds")
     ids = session.scalars(
-        select(Event.id).where(Event.count_status == "held", Event.received_time < cutoff)
+        select(Event.id)
+        .where(Event.count_status == "held", Event.received_time < cutoff)
+        .order_by(Event.id)
+        .limit(EXPIRE_BATCH)
     ).all()
     reason = (f"its impression never reached ingest within {grace_s:g} s "
               "(ADGEN_INGEST_HOLD_GRACE_S): not counted")
