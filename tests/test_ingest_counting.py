@@ -5,6 +5,7 @@ Real databases (PostgreSQL and SQLite); the pure rules on their own first."""
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,39 @@ def test_classify_promotes_held_events_and_skips_redelivered_ones() -> None:
                  [counted, wrong])
     assert d.new == ["counted", "counted"]
     assert d.stored == {42: "orphan"} and "variant 1" in d.stored_reasons[42]
+
+
+def test_classify_never_counts_twice_or_before_the_impression() -> None:
+    """Random streams, split into random batches: whatever the order, per impression at
+    most one counted event of each type, and clicks/conversions only of its variant."""
+    rng = random.Random(7)
+    for _ in range(200):
+        stream = [(rng.choice("abc"), rng.choice(("impression", "click", "conversion")),
+                   rng.choice((1, 1, 1, 2))) for _ in range(rng.randrange(1, 30))]
+        stored: dict[int, tuple[Candidate, str]] = {}  # row id -> (event, status)
+        ref = 0
+        while ref < len(stream):
+            end = rng.randrange(ref + 1, len(stream) + 1)
+            known = [Known(e, st) for e, st in stored.values() if st in ("counted", "held")]
+            batch = [_c(i - ref, kind, imp, variant, eid=f"e{i}")
+                     for i, (imp, kind, variant) in enumerate(stream[ref:end], start=ref)]
+            d = classify(batch, known)
+            for row_id, status in d.stored.items():
+                stored[row_id] = (stored[row_id][0], status)
+            for c, status in zip(batch, d.new, strict=True):
+                if status is not None:
+                    row_id = 1000 + ref + c.ref
+                    stored[row_id] = (Candidate(row_id, c.event_id, c.impression_id, c.type,
+                                                c.variant_id), status)
+            ref = end
+        counted = [e for e, st in stored.values() if st == "counted"]
+        keys = [(e.impression_id, e.type) for e in counted]
+        assert len(keys) == len(set(keys)), stream
+        shown = {e.impression_id: e.variant_id for e in counted if e.type == "impression"}
+        for e in counted:
+            assert shown.get(e.impression_id) == e.variant_id, stream
+        held = [e for e, st in stored.values() if st == "held"]
+        assert all(e.impression_id not in shown for e in held), stream
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
