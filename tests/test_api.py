@@ -197,7 +197,7 @@ def test_bad_requests_are_422_with_a_message(client: TestClient) -> None:
         r = client.request(method.upper(), path, json=body, headers=ADMIN)
         assert r.status_code == 422, (path, body, r.text)
         assert fragment in r.json()["detail"], (path, body, r.text)
-    assert 'adgen_errors_total{kind="validation"} 21.0' in client.get("/metrics").text
+    assert 'adgen_errors_total{kind="validation"} 23.0' in client.get("/metrics").text
 
 
 ODD_BODIES: list[bytes] = [
@@ -351,6 +351,7 @@ def test_nul_characters_and_large_bodies_are_refused(client: TestClient) -> None
     r = client.post("/v1/allocate", json=big)
     assert r.status_code == 413 and "ADGEN_API_MAX_BODY_BYTES" in r.json()["detail"]
     assert client.get("/healthz").status_code == 200
+    assert 'adgen_errors_total{kind="validation"} 3.0' in client.get("/metrics").text
 
 
 def test_openapi_declares_errors_and_prometheus_text(client: TestClient) -> None:

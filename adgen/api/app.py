@@ -108,5 +108,9 @@ def create_app(
     for router in (allocate.router, events.router, campaigns.router, health.router,
                    models_routes.router, generation.router):
         app.include_router(router, responses=ERROR_RESPONSES)
-    app.add_middleware(RequestLimits, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.api_max_body_bytes,
+        on_refused=metrics.errors["validation"].inc,
+    )
     return app
