@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Locale = Literal["en", "zh"]
 Channel = Literal["headline", "description", "social"]
@@ -36,6 +36,13 @@ class Brief(BaseModel):
     require_brand: bool = False
     forbidden_words: list[str] = Field(default_factory=list, max_length=200)
     reward: Literal["click", "conversion"] = "click"
+
+    @field_validator("forbidden_words")
+    @classmethod
+    def _no_blank_word(cls, words: list[str]) -> list[str]:
+        if any(not w.strip() for w in words):
+            raise ValueError("forbidden_words must not contain an empty or blank word")
+        return words
 
     @model_validator(mode="after")
     def _fill_limits(self) -> Brief:

@@ -23,6 +23,9 @@ ID_MAX_LENGTH = 64
 ID_PATTERN = r"^[!-~]+$"
 #: Campaign and variant ids are 32-bit database keys.
 MAX_DB_ID = 2**31 - 1
+#: Default ceiling of a conversion's value (``ADGEN_MAX_CONVERSION_VALUE``): far below where
+#: sums of many conversions could overflow a double.
+MAX_CONVERSION_VALUE = 1e9
 
 
 class Event(BaseModel):

@@ -14,9 +14,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adgen.errors import ConfigError
+from adgen.events import MAX_CONVERSION_VALUE
 
 EMBEDDED_ADMIN_TOKEN = "adgen-embedded-admin"
 EMBEDDED_TOKEN_SECRET = "adgen-embedded-secret"
+#: Shortest admin token / token secret accepted outside the embedded mode.
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -189,6 +192,25 @@ class Settings(BaseSettings):
     rollback_prob: float = Field(0.05, gt=0, lt=0.5)
     gate_max_impressions: int = Field(20_000, ge=1)
 
+    # --- what counts (ingest and API) ---------------------------------------------------
+    max_conversion_value: float = Field(
+        MAX_CONVERSION_VALUE,
+        gt=0,
+        allow_inf_nan=False,
+        description="Largest conversion value accepted (API answers 422, ingest dead-letters).",
+    )
+    ingest_hold_grace_s: float = Field(
+        900.0,
+        gt=0,
+        description="How long a click or conversion whose impression ingest has not seen is "
+        "held (stored, not counted) before it is dead-lettered as an orphan.",
+    )
+
+    # --- API input limits ----------------------------------------------------------------
+    api_max_body_bytes: int = Field(
+        65_536, ge=1024, description="Largest request body the API reads (413 above it)."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _url_not_blank(cls, v: str | None) -> str | None:
@@ -226,8 +248,8 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
-        """True when running on the one-machine defaults (SQLite or the bundled broker)."""
-        return self.db_url.startswith("sqlite") or self.kafka_bootstrap is None
+        """True only on the one-machine defaults: SQLite AND the bundled broker."""
+        return self.db_url.startswith("sqlite") and self.kafka_bootstrap is None
 
     @property
     def models_dir(self) -> Path:
@@ -243,14 +265,22 @@ class Settings(BaseSettings):
         return self._secret(self.token_secret, EMBEDDED_TOKEN_SECRET, "ADGEN_TOKEN_SECRET").encode()
 
     def _secret(self, value: SecretStr | None, default: str, name: str) -> str:
-        if value is not None and value.get_secret_value():
-            return value.get_secret_value()
+        secret = value.get_secret_value() if value is not None else ""
         if self.embedded:
-            return default
-        raise ConfigError(
-            f"{name} is not set: outside the embedded demo (PostgreSQL and Kafka configured) "
-            f"adgen refuses to run with a default secret; set {name} to a long random value"
-        )
+            return secret or default
+        if not secret:
+            raise ConfigError(
+                f"{name} is not set: outside the embedded demo (SQLite and the bundled broker) "
+                f"adgen refuses to run with a default secret; set {name} to a long random value "
+                f"(at least {MIN_SECRET_LENGTH} characters)"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"{name} is {len(secret)} characters long: outside the embedded demo (SQLite and "
+                f"the bundled broker) it must be at least {MIN_SECRET_LENGTH} characters of "
+                f"random text"
+            )
+        return secret
 
 
 @lru_cache(maxsize=1)

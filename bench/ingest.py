@@ -46,6 +46,8 @@ from adgen.settings import Settings
 
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PARTITIONS = 4
+#: What the raw COPY reference writes (count_status keeps its default, counted).
+RAW_COLUMNS = [c for c in EVENT_COLUMNS if c != "count_status"]
 
 
 @contextmanager
@@ -164,7 +166,7 @@ def copy_rows(engine: Engine, events: list[Event]) -> float:
     try:
         with raw.cursor() as cur:
             cur.copy_expert(
-                f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buf
+                f"COPY events ({', '.join(RAW_COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buf
             )
         raw.commit()
     finally:

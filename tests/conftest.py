@@ -90,6 +90,6 @@ def settings(tmp_path: Path, pg_url: str, broker: EmbeddedBroker, topic: str) ->
         ingest_max_poll_interval_ms=3000,
         ingest_session_timeout_ms=6000,
         ingest_retry_initial_s=0.05,
-        admin_token="test-admin-token",
-        token_secret="test-token-secret",
+        admin_token="test-admin-token-0123456789abcdef",
+        token_secret="test-token-secret-0123456789abcdef",
     )

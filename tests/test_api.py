@@ -25,7 +25,7 @@ from adgen.ingest.consumer import IngestConsumer
 from adgen.settings import Settings
 from adgen.tokens import TokenClaims, issue
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 BRIEF = {
     "name": "Trail shoes spring",
     "product": "Lightweight trail running shoes",
@@ -171,6 +171,7 @@ BAD_REQUESTS: list[tuple[str, str, Any, str]] = [
     ("post", "/v1/allocate", {"campaign_id": 2**40}, "less than or equal"),
     ("post", "/v1/allocate", {"campaign_id": 1, "extra": 1}, "extra"),
     ("post", "/v1/allocate", {"campaign_id": 1, "context": {"k": [1]}}, "context"),
+    ("post", "/v1/allocate", {"campaign_id": 1, "context": {"k": "x" * 257}}, "context"),
     ("post", "/v1/allocate", None, "Field required"),
     ("post", "/v1/events", {"type": "view", "token": "t"}, "type"),
     ("post", "/v1/events", {"type": "click", "token": "t", "value": 3}, "only conversions"),
@@ -186,6 +187,8 @@ BAD_REQUESTS: list[tuple[str, str, Any, str]] = [
     ("get", "/v1/campaigns/99999999999", None, "less than or equal"),
     ("get", "/v1/campaigns/abc", None, "campaign_id"),
     ("get", "/v1/campaigns/1/variants?status=gone", None, "status"),
+    ("post", "/v1/events", {"type": "conversion", "token": "t", "value": 1e10}, "maximum"),
+    ("post", "/v1/campaigns", {**BRIEF, "forbidden_words": [""]}, "forbidden_words"),
 ]
 
 
@@ -194,7 +197,7 @@ def test_bad_requests_are_422_with_a_message(client: TestClient) -> None:
         r = client.request(method.upper(), path, json=body, headers=ADMIN)
         assert r.status_code == 422, (path, body, r.text)
         assert fragment in r.json()["detail"], (path, body, r.text)
-    assert 'adgen_errors_total{kind="validation"} 20.0' in client.get("/metrics").text
+    assert 'adgen_errors_total{kind="validation"} 23.0' in client.get("/metrics").text
 
 
 ODD_BODIES: list[bytes] = [
@@ -335,4 +338,26 @@ def test_default_secrets_are_refused_outside_the_embedded_mode() -> None:
     with pytest.raises(ConfigError, match="ADGEN_ADMIN_TOKEN"):
         create_app(settings)
     with pytest.raises(ConfigError, match="ADGEN_TOKEN_SECRET"):
-        create_app(settings.model_copy(update={"admin_token": SecretStr("set")}))
+        create_app(settings.model_copy(update={"admin_token": SecretStr("a" * 32)}))
+
+
+def test_nul_characters_and_large_bodies_are_refused(client: TestClient) -> None:
+    r = client.get("/v1/models?base_model=%00")
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = client.post("/v1/allocate", content=b'{"campaign_id": 1, "context": {"k": "a\\u0000"}}',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    big = {"campaign_id": 1, "context": {"k": "x" * 70_000}}
+    r = client.post("/v1/allocate", json=big)
+    assert r.status_code == 413 and "ADGEN_API_MAX_BODY_BYTES" in r.json()["detail"]
+    assert client.get("/healthz").status_code == 200
+    assert 'adgen_errors_total{kind="validation"} 3.0' in client.get("/metrics").text
+
+
+def test_openapi_declares_errors_and_prometheus_text(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    post_events = doc["paths"]["/v1/events"]["post"]["responses"]
+    assert {"401", "413", "422", "503"} <= set(post_events)
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert set(metrics) == {"text/plain"}
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain")

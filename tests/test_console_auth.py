@@ -18,7 +18,7 @@ from adgen.errors import AuthError
 from adgen.settings import Settings
 from tests import seed_evidence as seed
 
-ADMIN = "test-admin-token"
+ADMIN = "test-admin-token-0123456789abcdef"
 
 
 def test_session_keeper_refuses_wrong_altered_expired_and_rotated() -> None:

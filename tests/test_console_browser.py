@@ -36,7 +36,7 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-ADMIN = "test-admin-token"
+ADMIN = "test-admin-token-0123456789abcdef"
 LINEAGE = "console-test-base"
 
 pytestmark = pytest.mark.skipif(

@@ -30,7 +30,7 @@ from tests import seed_evidence as seed
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings, rng=np.random.default_rng(5))) as c:
-        assert c.post("/ui/login", data={"token": "test-admin-token"}).status_code == 200
+        assert c.post("/ui/login", data={"token": "test-admin-token-0123456789abcdef"}).status_code == 200
         yield c
 
 

@@ -25,7 +25,7 @@ from adgen.training.gate import decide, evaluate
 from adgen.training.rollout import promote, rollback
 
 BASE = "smollm2-135m-instruct"
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 
 
 def _lineage(

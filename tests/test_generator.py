@@ -57,7 +57,7 @@ ZH = Brief(
     audience="喜欢运动的年轻人",
     locale="zh",
 )
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 
 
 # --- cleaning, filters, prompts (pure) ---------------------------------------------------

@@ -46,13 +46,13 @@ EXPECTED_ERRORS = [
     (6, "empty text"),
     (7, "clicks 'abc' is not a number"),
     (10, "empty test id"),
+    (12, "test 't1' repeats the arm of line 2 (same text and group): skipped"),
     (13, "clicks '2.5' is not a whole number"),
 ]
 # (test, text, group, impressions, clicks, conversions)
 EXPECTED_ARMS = sorted([
     ("t1", "Hello world", "imgA", 1000, 100, 7),
     ("t1", "Second headline", "imgA", 1000, 50, None),
-    ("t1", "Hello world", "imgA", 1000, 100, 7),  # a repeated row is its own arm
     ("t2", "multi line", "imgB", 500, 20, None),
     ("t3", "Third & last", None, 2000, 30, 3),
 ], key=str)
@@ -88,12 +88,12 @@ def test_import_lands_exactly_and_twice_changes_nothing(
     with transaction(pg_sessions) as session:
         report = import_file(session, path, COLUMNS)
     assert report.records == 11
-    assert report.valid == 5
+    assert report.valid == 4
     assert [(e.line, e.reason) for e in report.errors] == EXPECTED_ERRORS
     assert (report.stored.experiments_new, report.stored.arms_new, report.stored.duplicates) == (
-        3, 5, 0,
+        3, 4, 0,
     )
-    assert report.source.startswith("tests.csv@sha256:")
+    assert report.source == "default"
 
     with pg_sessions() as session:
         assert _arms(session) == EXPECTED_ARMS
@@ -113,7 +113,7 @@ def test_import_lands_exactly_and_twice_changes_nothing(
     with transaction(pg_sessions) as session:
         again = import_file(session, path, COLUMNS)
     assert (again.stored.experiments_new, again.stored.arms_new, again.stored.duplicates) == (
-        0, 0, 5,
+        0, 0, 4,
     )
     with pg_sessions() as session:
         assert _arms(session) == EXPECTED_ARMS
@@ -143,9 +143,13 @@ def test_bad_files_get_clear_errors(tmp_path: Path, pg_sessions: sessionmaker[Se
             import_file(session, tmp_path / "missing.csv", COLUMNS)
         with pytest.raises(ValidationError, match="locale"):
             import_file(session, path, COLUMNS, locale="fr")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("exp,copy,imps,clk\n\n")
+    plain = ColumnMap("exp", "copy", "imps", "clk", group="", week="")
+    with transaction(pg_sessions) as session, pytest.raises(ValidationError, match="no data rows"):
+        import_file(session, header_only, plain)
     bad = tmp_path / "latin1.csv"
     bad.write_bytes("exp,copy,imps,clk\nt1,caf\xe9,10,1\n".encode("latin-1"))
-    plain = ColumnMap("exp", "copy", "imps", "clk", group="", week="")
     with transaction(pg_sessions) as session, pytest.raises(ValidationError, match="not UTF-8"):
         import_file(session, bad, plain)
     with pg_sessions() as session:
@@ -202,3 +206,37 @@ def test_import_on_sqlite(tmp_path: Path, sqlite_url: str) -> None:
             assert _arms(session) == EXPECTED_ARMS
     finally:
         engine.dispose()
+
+
+def test_evidence_is_keyed_by_content_not_by_file(
+    tmp_path: Path, pg_sessions: sessionmaker[Session]
+) -> None:
+    with transaction(pg_sessions) as session:
+        import_file(session, _write(tmp_path), COLUMNS)
+    grown = tmp_path / "renamed copy.csv"
+    grown.write_text(CSV + "t3,A brand new arm,100,9,1,,201405\n")
+    with transaction(pg_sessions) as session:
+        report = import_file(session, grown, COLUMNS)
+    assert (report.stored.experiments_new, report.stored.arms_new, report.stored.duplicates) == (
+        0, 1, 4,
+    )
+    with pg_sessions() as session:
+        assert len(_arms(session)) == len(EXPECTED_ARMS) + 1
+
+
+def test_conversions_above_clicks_refuse_the_whole_file(
+    tmp_path: Path, pg_sessions: sessionmaker[Session]
+) -> None:
+    path = tmp_path / "conv.csv"
+    path.write_text("id,headline,impressions,clicks,conversions\n"
+                    "a,Fine,100,10,2\nb,Wrong way round,100,3,7\n")
+    columns = ColumnMap(test="id", group=None, week=None)  # conversions: the default column
+    with transaction(pg_sessions) as session, pytest.raises(
+        ValidationError, match=r"line 3 \(7 > 3\): nothing imported"
+    ):
+        import_file(session, path, columns)
+    with pg_sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(HistoricalArm)) == 0
+    path.write_text("id,headline,impressions,clicks\na,Fine,100,10\n")  # no conversions column
+    with transaction(pg_sessions) as session:
+        assert import_file(session, path, columns).stored.arms_new == 1

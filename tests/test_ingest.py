@@ -52,8 +52,13 @@ class Workload:
     duplicates: int = 0
 
     def expected_arm_stats(self) -> dict[int, tuple[int, int, int]]:
+        """What counts: per impression that arrived, one impression and at most one click
+        and one conversion (held orphans and repeats are stored, not counted)."""
+        seen = {e.impression_id for e in self.valid.values() if e.type == "impression"}
+        counted = {(e.impression_id, e.type): e.variant_id
+                   for e in self.valid.values() if e.impression_id in seen}
         counts: Counter[tuple[int, str]] = Counter(
-            (e.variant_id, e.type) for e in self.valid.values()
+            (variant, kind) for (_, kind), variant in counted.items()
         )
         variants = {v for v, _ in counts}
         return {
@@ -84,7 +89,11 @@ def make_workload(
                                         value=round(rng.uniform(1, 50), 2), event_time=at,
                                         **common))
     valid = valid[: n - n_bad - n_dup]
-    # A click whose impression never arrives still counts in arm_stats (see ingest/store.py).
+    # A second click on one impression (another event id) is stored, not counted.
+    valid[-2] = make_event(type="click", event_id=new_event_id(), event_time=T0,
+                           impression_id=valid[0].impression_id, campaign_id=ids.campaign,
+                           variant_id=valid[0].variant_id)
+    # A click whose impression never arrives is stored and held, not counted.
     valid[-1] = make_event(type="click", event_id=new_event_id(), impression_id="orphan",
                            campaign_id=ids.campaign, variant_id=ids.variants[0], event_time=T0)
     w.valid = {e.event_id: e for e in valid}
@@ -143,7 +152,7 @@ def assert_database_matches(engine: Engine, w: Workload) -> None:
                 "SUM(CASE WHEN type = 'impression' THEN 1 ELSE 0 END), "
                 "SUM(CASE WHEN type = 'click' THEN 1 ELSE 0 END), "
                 "SUM(CASE WHEN type = 'conversion' THEN 1 ELSE 0 END) "
-                "FROM events GROUP BY variant_id"))
+                "FROM events WHERE count_status = 'counted' GROUP BY variant_id"))
         }
         value = conn.execute(
             sa.text("SELECT COALESCE(SUM(conversion_value), 0) FROM arm_stats")

@@ -166,3 +166,28 @@ def test_constraints_refuse_bad_rows(engine: Engine, statement: str, constraint:
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT min(clicks) FROM arm_stats")).scalar() >= 0
         assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() == 3
+
+
+def test_counting_migration_classifies_stored_events(db_url: str, engine: Engine) -> None:
+    cid, vids = _seed(engine)  # i1: an impression, a click, a conversion; arm_stats says 98/8
+    migrate.downgrade(db_url, "0002")
+    engine.dispose()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (event_id, type, impression_id, campaign_id, variant_id, "
+                "event_time) VALUES (:e, 'click', :i, :c, :v, :ts)"
+            ),
+            [{"e": e, "i": i, "c": cid, "v": vids[0], "ts": datetime(2026, 3, 1, 12, tzinfo=UTC)}
+             for e, i in (("again1", "i1"), ("again2", "i1"), ("lonely", "nowhere"))],
+        )
+    migrate.upgrade(db_url)
+    engine.dispose()
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(sa.text("SELECT event_id, count_status FROM events")).all())
+        stats = conn.execute(sa.text(
+            "SELECT impressions, clicks, conversions, conversion_value FROM arm_stats "
+            "WHERE variant_id = :v"), {"v": vids[0]}).one()
+    assert statuses == {"e1": "counted", "e2": "counted", "e3": "counted", "again1": "repeat",
+                        "again2": "repeat", "lonely": "orphan"}
+    assert tuple(stats) == (1, 1, 1, pytest.approx(12.5))

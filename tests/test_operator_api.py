@@ -18,7 +18,7 @@ from adgen.api.state import AppState
 from adgen.ingest.consumer import IngestConsumer
 from adgen.settings import Settings
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 BRIEF = {"name": "Trail", "product": "Trail running shoes", "brand": "Acme",
          "audience": "weekend trail runners"}
 TEXTS = ["Acme trail shoes grip wet rock", "Run muddy trails with dry feet in Acme",

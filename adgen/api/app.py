@@ -11,8 +11,10 @@ from fastapi import FastAPI
 
 from adgen.allocator import Allocator
 from adgen.api import console, errors
+from adgen.api.limits import RequestLimits
 from adgen.api.routes import allocate, campaigns, events, generation, health, operator
 from adgen.api.routes import models as models_routes
+from adgen.api.schemas import ERROR_RESPONSES
 from adgen.api.shipper import EventShipper
 from adgen.api.state import AppState
 from adgen.bus.producer import EventProducer
@@ -54,8 +56,9 @@ def create_app(
         )
     # PostgreSQL: fail fast instead of hanging while the server is unreachable
     pg = settings.db_url.startswith("postgresql")
-    pg_args = {"connect_args": {"connect_timeout": 5}} if pg else {}
-    engine = make_engine(settings.db_url, **pg_args)
+    engine = make_engine(settings.db_url, connect_args={"connect_timeout": 5}) if pg else (
+        make_engine(settings.db_url)
+    )
     sessions = session_factory(engine)
     allocator = Allocator(sessions, settings, rng if rng is not None else np.random.default_rng())
     metrics = ApiMetrics()
@@ -105,10 +108,13 @@ def create_app(
     metrics.track(allocator, lambda: state.shipper.pending if state.shipper else 0)
     metrics.track_srm(sessions)
     errors.install(app)
-    for router in (allocate.router, events.router, campaigns.router, health.router):
-        app.include_router(router)
-    app.include_router(models_routes.router)
-    app.include_router(generation.router)
-    app.include_router(operator.router)
+    for router in (allocate.router, events.router, campaigns.router, health.router,
+                   models_routes.router, generation.router, operator.router):
+        app.include_router(router, responses=ERROR_RESPONSES)
     console.mount(app, admin_token, settings.token_secret_value())
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.api_max_body_bytes,
+        on_refused=metrics.errors["validation"].inc,
+    )
     return app

@@ -27,6 +27,28 @@ def _storable(value: Any, where: str) -> None:
             _storable(item, where)
 
 
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong, in words."""
+
+    detail: str
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: Error answers any route may give (declared in the OpenAPI document).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("The request body could not be parsed."),
+    401: _error("Missing or wrong admin token, or a bad, expired or tampered event token."),
+    404: _error("No such campaign, variant or model version."),
+    409: _error("The request conflicts with the current state."),
+    413: _error("Request body over ADGEN_API_MAX_BODY_BYTES."),
+    422: _error("Invalid request (the detail names the field), or a NUL character."),
+    503: _error("The database, the broker or the posteriors are not available."),
+}
+
+
 class CampaignCreate(Brief):
     """A brief, as ``POST /v1/campaigns`` takes it."""
 
@@ -225,7 +247,8 @@ class VariantsCreate(BaseModel):
         return self
 
 
-ContextValue = str | int | float | bool | None
+#: A context value; strings are bounded so that a context stays small (at most 32 of them).
+ContextValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool | None
 
 
 class AllocateRequest(BaseModel):
@@ -255,7 +278,12 @@ class AllocateResponse(BaseModel):
 
 
 class EventRequest(BaseModel):
-    """A click or a conversion of an impression, proven by its token."""
+    """A click or a conversion of an impression, proven by its token.
+
+    One impression counts at most one click and one conversion: later ones (other
+    ``event_id`` on the same token) are stored with ``count_status = 'repeat'`` and not
+    counted.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -268,7 +296,13 @@ class EventRequest(BaseModel):
         description="Client idempotency key; without one, a click or conversion counts "
         "once per impression.",
     )
-    value: float | None = Field(None, ge=0, allow_inf_nan=False, description="conversions only")
+    value: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="conversions only: finite, >= 0 and at most ADGEN_MAX_CONVERSION_VALUE "
+        "(default 1e9; 422 above it)",
+    )
 
     @model_validator(mode="after")
     def _value_only_for_conversions(self) -> EventRequest:
@@ -286,19 +320,6 @@ class EventAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
-class ErrorBody(BaseModel):
-    """What every refused request answers."""
-
-    detail: str
-
-
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the error statuses an endpoint may answer."""
-    meaning = {
-        401: "the admin token is missing or wrong",
-        404: "no such campaign, variant or version",
-        409: "the current state forbids it",
-        422: "invalid input; nothing changed",
-        503: "the database is unavailable",
-    }
-    return {c: {"model": ErrorBody, "description": meaning[c]} for c in codes}
+    """OpenAPI declarations of some of the error statuses (``ERROR_RESPONSES``)."""
+    return {c: ERROR_RESPONSES[c] for c in codes}

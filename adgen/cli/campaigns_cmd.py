@@ -82,7 +82,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """Every campaign with its number of active variants."""
-    engine = make_engine(get_settings().db_url)
+    engine = make_engine(get_settings().db_url, must_exist=True)
     try:
         with session_factory(engine)() as session:
             active = func.count(Variant.id).filter(Variant.status == "active")
@@ -112,7 +112,7 @@ def show(
     """A campaign's variants with counts, CTR, conversion rate, posterior mean, 95% credible
     interval and probability of being best (the same figures as the API)."""
     settings = get_settings()
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, must_exist=True)
     try:
         with session_factory(engine)() as session:
             campaign = get_campaign(session, campaign_id)

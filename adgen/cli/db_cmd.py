@@ -40,7 +40,7 @@ def downgrade(revision: str = typer.Argument("base", help="Target revision.")) -
 @app.command()
 def current() -> None:
     """Print the revision the database is at."""
-    engine = make_engine(get_settings().db_url)
+    engine = make_engine(get_settings().db_url, must_exist=True)
     typer.echo(migrate.current_revision(engine) or "not migrated")
     engine.dispose()
 

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from adgen.cli.output import console, print_table
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.history.importer import ImportReport, import_file
-from adgen.history.reader import ColumnMap
+from adgen.history.reader import DEFAULT_CONVERSIONS, ColumnMap
 from adgen.settings import get_settings
 
 SHOWN_ERRORS = 20
@@ -27,20 +27,24 @@ def import_experiments(
     text_col: Annotated[str, typer.Option(help="Column of the ad text.")] = "headline",
     impressions_col: Annotated[str, typer.Option(help="Column of impressions.")] = "impressions",
     clicks_col: Annotated[str, typer.Option(help="Column of clicks.")] = "clicks",
-    conversions_col: Annotated[str, _optional("Column of conversions.")] = "",
+    conversions_col: Annotated[
+        str, _optional("Column of conversions (the default is used when the file has it).")
+    ] = DEFAULT_CONVERSIONS,
     group_col: Annotated[
         str, _optional("Column grouping comparable arms (e.g. the image).")
     ] = "eyecatcher_id",
     week_col: Annotated[str, _optional("Column of the week the test ran (YYYYWW).")] = "test_week",
     label: Annotated[
-        str | None, typer.Option(help="Source label; default: file name and sha256.")
+        str | None,
+        typer.Option(help="Source of the evidence (test ids are unique within it); default: "
+                     "'default'. The file name plays no part."),
     ] = None,
     locale: Annotated[str, typer.Option(help="Locale of the texts: en or zh.")] = "en",
 ) -> None:
     """Import past tests as historical evidence (never mixed into live arm_stats).
 
-    Bad rows are skipped and listed with their line numbers; importing the same file
-    again adds nothing.
+    Bad rows are skipped and listed with their line numbers; rows already imported (same
+    source, test id, group and text, whatever the file is called) are not added again.
     """
     columns = ColumnMap(
         test=test_col,

@@ -22,7 +22,7 @@ def list_(
     base: Annotated[str | None, typer.Option(help="Only this lineage (base model).")] = None,
 ) -> None:
     """Every model version with its status, lineage, evidence and training figures."""
-    engine = make_engine(get_settings().db_url)
+    engine = make_engine(get_settings().db_url, must_exist=True)
     try:
         with session_factory(engine)() as session:
             rows = version_summaries(session, base)

@@ -14,15 +14,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from adgen.errors import ConfigError
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets its folder, foreign keys and WAL switched on."""
+def make_engine(url: str, *, must_exist: bool = False, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets its folder, foreign keys and WAL switched on.
+
+    ``must_exist`` (read commands): a SQLite file that is not there is a ``ConfigError``
+    instead of being created empty.
+    """
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
         raise ConfigError(f"database URL {url!r} is not a valid SQLAlchemy URL: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            if must_exist and not path.is_file():
+                raise ConfigError(
+                    f"no database at {path}: set ADGEN_DATABASE_URL, or create one with "
+                    "`adgen db upgrade`"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")

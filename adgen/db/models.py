@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -33,6 +34,10 @@ CAMPAIGN_STATUSES = ("active", "paused", "archived")
 VERSION_STATUSES = ("candidate", "active", "retired", "rolled_back")
 VARIANT_STATUSES = ("active", "paused", "rejected")
 EVENT_TYPES = ("impression", "click", "conversion")
+#: Whether a stored event is in ``arm_stats``: ``counted``; ``repeat`` (its impression already
+#: has a counted event of this type); ``held`` (waiting for its impression); ``orphan`` (the
+#: impression never came within the grace period: dead-lettered, never counted).
+COUNT_STATUSES = ("counted", "repeat", "held", "orphan")
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped")
 TRAINERS = ("dpo", "kto", "grpo", "rloo")
 REWARD_MODEL_STATUSES = ("active", "retired", "rejected")
@@ -140,11 +145,25 @@ class Variant(Base):
 
 
 class Event(Base):
-    """Append-only impression / click / conversion; ``event_id`` is the idempotency key."""
+    """Append-only impression / click / conversion; ``event_id`` is the idempotency key.
+
+    One impression has at most one ``counted`` event of each type (partial unique index).
+    """
 
     __tablename__ = "events"
     __table_args__ = (
         CheckConstraint(_in("type", EVENT_TYPES), name="ck_events_type"),
+        CheckConstraint(_in("count_status", COUNT_STATUSES), name="ck_events_count_status"),
+        Index(
+            "uq_events_counted", "impression_id", "type", unique=True,
+            postgresql_where=text("count_status = 'counted'"),
+            sqlite_where=text("count_status = 'counted'"),
+        ),
+        Index(
+            "ix_events_held", "received_time",
+            postgresql_where=text("count_status = 'held'"),
+            sqlite_where=text("count_status = 'held'"),
+        ),
         CheckConstraint(
             "propensity IS NULL OR (propensity > 0 AND propensity <= 1)",
             name="ck_events_propensity",
@@ -168,6 +187,7 @@ class Event(Base):
     kafka_offset: Mapped[int | None] = mapped_column(BigInteger)
     #: the allocation snapshot an impression was served under (``allocation_snapshots.id``)
     snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
+    count_status: Mapped[str] = mapped_column(String(16), server_default="counted")
 
 
 class ArmStats(Base):

@@ -1,15 +1,14 @@
 """Reading past A/B tests from a CSV file (optionally gzipped), row by row, with line numbers.
 
 Each bad row (a count that is not a whole number, negative, clicks above impressions, an
-empty text or test id) becomes a :class:`RowError` with the line it starts on; the rest are
-returned as :class:`ArmRow`. Nothing here touches the database.
+empty text or test id) becomes a :class:`RowError` with the
+line it starts on; the rest are returned as :class:`ArmRow`. Nothing here touches the database.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,8 @@ from adgen.history.cleaning import clean_text
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_KEY_LEN = 200
+#: The conversions column by default; used when the file has it, ignored when it has not.
+DEFAULT_CONVERSIONS = "conversions"
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,14 @@ class ColumnMap:
 
     ``conversions``, ``group`` (arms are compared only within a group, such as the image)
     and ``week`` (YYYYWW the test started) are optional: ``None`` or ``""`` means absent.
+    The default conversions column, ``conversions``, is read when the file has one.
     """
 
     test: str = "clickability_test_id"
     text: str = "headline"
     impressions: str = "impressions"
     clicks: str = "clicks"
-    conversions: str | None = None
+    conversions: str | None = DEFAULT_CONVERSIONS
     group: str | None = "eyecatcher_id"
     week: str | None = "test_week"
 
@@ -86,25 +88,15 @@ class RowError:
 
 @dataclass
 class ParsedFile:
-    """What a file held: valid rows, bad rows, and the file's sha256 (of its bytes as stored)."""
+    """What a file held: valid rows and bad rows."""
 
     rows: list[ArmRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
-    sha256: str = ""
 
     @property
     def records(self) -> int:
         """Data rows read (valid and bad)."""
         return len(self.rows) + len(self.errors)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of the file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @contextmanager
@@ -155,8 +147,8 @@ def _parse_row(line: int, cells: dict[str, str | None], columns: ColumnMap) -> A
     conversions = None
     if columns.conversions and (cells.get("conversions") or "").strip():
         conversions = _count(cells["conversions"], "conversions")
-        if not 0 <= conversions <= impressions:
-            raise ValueError(f"conversions ({conversions}) outside 0..impressions ({impressions})")
+        if conversions < 0:
+            raise ValueError(f"negative conversions ({conversions})")
     group = (cells.get("group") or "").strip() or None
     if group is not None and len(group) > MAX_KEY_LEN:
         raise ValueError(f"group longer than {MAX_KEY_LEN} characters")
@@ -176,20 +168,27 @@ def iter_records(
     except StopIteration:
         raise ValidationError("the file is empty (no header row)") from None
     positions = {name.strip(): i for i, name in enumerate(header)}
-    missing = [col for col in columns.required().values() if col not in positions]
+    wanted = columns.required()
+    if wanted.get("conversions") == DEFAULT_CONVERSIONS and DEFAULT_CONVERSIONS not in positions:
+        del wanted["conversions"]  # the default column is optional
+    missing = [col for col in wanted.values() if col not in positions]
     if missing:
         raise ValidationError(
             f"column(s) {', '.join(map(repr, missing))} not in the file; "
             f"its columns are: {', '.join(positions)}"
         )
-    index = {role: positions[col] for role, col in columns.required().items()}
+    index = {role: positions[col] for role, col in wanted.items()}
     start = reader.line_num + 1
+    records = 0
     for record in reader:
         if record:  # csv yields [] for a blank line
+            records += 1
             yield start, {
                 role: (record[i] if i < len(record) else None) for role, i in index.items()
             }
         start = reader.line_num + 1
+    if not records:
+        raise ValidationError("the file has a header row but no data rows")
 
 
 def read_experiments(
@@ -198,7 +197,7 @@ def read_experiments(
     """Parse ``path`` into valid rows and bad rows; ``progress(n)`` after every 1000 records."""
     if not path.is_file():
         raise ValidationError(f"{path} does not exist or is not a file")
-    parsed = ParsedFile(sha256=file_sha256(path))
+    parsed = ParsedFile()
     try:
         with _open_text(path) as handle:
             for line, cells in iter_records(handle, columns):

@@ -1,7 +1,8 @@
 """Storing parsed past tests as ``historical_experiments`` / ``historical_arms``, idempotently.
 
-Experiments are keyed by (source, test id), arms by (experiment, arm key); inserts use
-ON CONFLICT DO NOTHING, so importing the same file again adds nothing. Historical evidence
+Evidence is keyed by content: experiments by (source, test id), arms by (experiment, a hash
+of group and text); inserts use ON CONFLICT DO NOTHING, so importing the same rows again,
+from a renamed copy or a file with more rows, adds only what is new. Historical evidence
 never touches the live ``arm_stats``. The caller owns the transaction.
 """
 
@@ -9,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 MAX_SOURCE_LEN = 300
+#: Source of imports without ``--label``; test ids from different systems need a label each.
+DEFAULT_SOURCE = "default"
 
 
 @dataclass(frozen=True)
@@ -38,21 +39,20 @@ class StoreStats:
     duplicates: int
 
 
-def source_label(path: Path, sha256: str, label: str | None = None) -> str:
-    """The source recorded for an import: ``label`` if given, else ``name@sha256:<16 hex>``."""
-    if label is not None:
-        label = label.strip()
-        if not label or len(label) > MAX_SOURCE_LEN:
-            raise ValidationError(f"source label must be 1..{MAX_SOURCE_LEN} characters")
-        return label
-    suffix = f"@sha256:{sha256[:16]}"
-    return path.name[: MAX_SOURCE_LEN - len(suffix)] + suffix
+def source_label(label: str | None = None) -> str:
+    """The source recorded for an import: ``label`` if given, else ``DEFAULT_SOURCE`` (the
+    file's name plays no part, so a renamed copy is the same evidence)."""
+    if label is None:
+        return DEFAULT_SOURCE
+    label = label.strip()
+    if not label or len(label) > MAX_SOURCE_LEN:
+        raise ValidationError(f"source label must be 1..{MAX_SOURCE_LEN} characters")
+    return label
 
 
-def arm_key(text: str, group: str | None, occurrence: int) -> str:
-    """A stable key for an arm within its test: hash of group and text, plus its repeat index."""
-    digest = hashlib.sha256(f"{group or ''}\x1f{text}".encode()).hexdigest()[:32]
-    return digest if occurrence == 0 else f"{digest}#{occurrence}"
+def arm_key(text: str, group: str | None) -> str:
+    """A stable key for an arm within its test: a hash of its group and text."""
+    return hashlib.sha256(f"{group or ''}\x1f{text}".encode()).hexdigest()[:32]
 
 
 def _insert(session: Session, model: type[Any]) -> Any:
@@ -113,15 +113,12 @@ def store_rows(
 ) -> StoreStats:
     """Insert the experiments and arms of ``rows`` under ``source``; existing ones are kept."""
     ids, experiments_new = _experiment_ids(session, source, rows, locale)
-    seen: Counter[tuple[str, str | None, str]] = Counter()
     values = []
     for row in rows:
-        occurrence = seen[(row.test_id, row.group, row.text)]
-        seen[(row.test_id, row.group, row.text)] += 1
         values.append(
             {
                 "experiment_id": ids[row.test_id],
-                "arm_key": arm_key(row.text, row.group, occurrence),
+                "arm_key": arm_key(row.text, row.group),
                 "text": row.text,
                 "group_key": row.group,
                 "impressions": row.impressions,

@@ -7,6 +7,11 @@ replays at most the last two batches and changes nothing twice. One writer threa
 batch k while the caller's thread polls and decodes batch k + 1 (the Kafka client is only
 touched by the caller's thread); at most one batch is in flight.
 
+What counts in ``arm_stats`` is decided in ``adgen.ingest.counting`` (one click and one
+conversion per impression; clicks wait, durably, for their impression); every
+``EXPIRE_INTERVAL_S`` the batch's transaction also dead-letters held events older than
+``ADGEN_INGEST_HOLD_GRACE_S`` (an idle consumer runs that sweep on its own).
+
 Failures are classified: a message that can never be stored is a dead letter; a database
 error that may pass is retried with backoff, offsets uncommitted; a batch the database
 refuses is stored event by event so that only the refused events become dead letters;
@@ -36,13 +41,15 @@ from adgen.errors import BusError, ConfigError
 from adgen.ingest.batch import DecodedBatch, RawMessage, decode_batch, next_offsets
 from adgen.ingest.retry import REFUSALS, Backoff, is_transient
 from adgen.ingest.stats import IngestStats
-from adgen.ingest.store import VariantDirectory, store_batch, store_each
+from adgen.ingest.store import VariantDirectory, expire_held, store_batch, store_each
 from adgen.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_LOG_INTERVAL_S = 10.0
 HEARTBEAT_INTERVAL_S = 5.0
+#: How often held clicks and conversions past their grace period are dead-lettered.
+EXPIRE_INTERVAL_S = 30.0
 COMMIT_TIMEOUT_MS = 30_000
 
 
@@ -87,6 +94,7 @@ class IngestConsumer:
         self._closing = threading.Event()
         self._on_batch: Callable[[IngestStats], None] | None = None
         self._stats_lock = threading.Lock()
+        self._next_expiry = 0.0  # monotonic time of the next sweep of held events
 
     # --- lifecycle ---------------------------------------------------------------------
     def _connect(self) -> KafkaConsumer:
@@ -241,6 +249,8 @@ class IngestConsumer:
         batch = decode_batch(messages) if messages else None
         if not self._settle():
             return 0  # stopped during a database outage: the batch just polled is not stored
+        if batch is None and time.monotonic() >= self._next_expiry:
+            batch = DecodedBatch()  # nothing new: store nothing, but sweep held events
         if batch is not None:
             assert self._writer is not None
             self._in_flight = _InFlight(
@@ -263,10 +273,10 @@ class IngestConsumer:
         if result is None:
             return False
         self._commit(in_flight.offsets)
-        result.messages, result.batches = in_flight.messages, 1
+        result.messages, result.batches = in_flight.messages, int(in_flight.messages > 0)
         with self._stats_lock:
             self.stats.add(result)
-        if self._on_batch is not None:
+        if self._on_batch is not None and in_flight.messages:  # not after a sweep alone
             self._on_batch(self.stats)
         return True
 
@@ -293,14 +303,30 @@ class IngestConsumer:
                     return None
 
     def _store(self, batch: DecodedBatch) -> IngestStats:
+        max_value = self.settings.max_conversion_value
         try:
             with transaction(self._sessions) as session:
-                return store_batch(session, batch, self._directory)
+                stats = store_batch(session, batch, self._directory, max_value=max_value)
+                stats.add(self._expire_due(session))
+                return stats
         except REFUSALS as exc:
             logger.warning("database refused a batch, storing it event by event: %s",
                            str(exc.orig).strip())
         with transaction(self._sessions) as session:
-            return store_each(session, batch, self._directory)
+            return store_each(session, batch, self._directory, max_value=max_value)
+
+    def _expire_due(self, session: Session) -> IngestStats:
+        """Dead-letter held events past their grace period, at most every few seconds."""
+        now = time.monotonic()
+        if now < self._next_expiry:
+            return IngestStats()
+        self._next_expiry = now + min(EXPIRE_INTERVAL_S, self.settings.ingest_hold_grace_s)
+        stats = expire_held(session, self.settings.ingest_hold_grace_s, self.topic)
+        if stats.orphans:
+            logger.warning("%d held clicks/conversions never saw their impression within "
+                           "%.0f s: dead-lettered, not counted",
+                           stats.orphans, self.settings.ingest_hold_grace_s)
+        return stats
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Commit offsets of stored batches; a failed commit only means a harmless replay."""
@@ -310,6 +336,8 @@ class IngestConsumer:
             TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in self._pending.items()
         }
+        if not to_commit:
+            return
         try:
             self._consumer.commit(to_commit, timeout_ms=COMMIT_TIMEOUT_MS)
         except CommitFailedError as exc:

@@ -16,6 +16,12 @@ class IngestStats:
     batches: int = 0
     db_retries: int = 0
     commit_failures: int = 0
+    #: Stored but not counted: the impression already had a counted event of the type.
+    repeats: int = 0
+    #: Clicks and conversions stored to wait for their impression.
+    held: int = 0
+    #: Held events whose impression never came in the grace period (dead-lettered).
+    orphans: int = 0
 
     def add(self, other: IngestStats) -> None:
         """Add ``other``'s counts to these."""

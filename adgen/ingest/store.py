@@ -6,9 +6,11 @@ redelivered event changes nothing. On PostgreSQL the batch is first copied (``CO
 a temporary staging table and moved with one ``INSERT ... SELECT``; elsewhere (SQLite) a
 multi-row ``INSERT`` does the same. The caller owns the transaction.
 
-A click or conversion whose impression was never stored still counts in ``arm_stats``
-(the impression may predate the pipeline or have gone to a dead letter); that is why
-``arm_stats.clicks`` may exceed ``impressions`` for a variant with very little traffic.
+What counts is decided by ``adgen.ingest.counting``: every new event is stored with its
+``count_status`` and only ``counted`` ones reach ``arm_stats``, so one impression adds at
+most one click and one conversion, and never a click before its impression (held clicks
+wait in the events table, durable; ``expire_held`` dead-letters those whose impression
+never came). A conversion above the configured maximum value is a dead letter.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import psycopg2
+from sqlalchemy import ARRAY, String, bindparam, func, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adgen.db.models import ArmStats, DeadLetter, Event, Variant
+from adgen.events import MAX_CONVERSION_VALUE, encode_event
+from adgen.events import Event as BusEvent
 from adgen.ingest.batch import DecodedBatch, RawMessage, Rejected
+from adgen.ingest.counting import Candidate, Known, classify
 from adgen.ingest.retry import REFUSALS
 from adgen.ingest.stats import IngestStats
 from adgen.stats import ctr_interval
@@ -34,15 +40,19 @@ from adgen.stats import ctr_interval
 EVENT_COLUMNS = (
     "event_id", "type", "impression_id", "campaign_id", "variant_id",
     "propensity", "value", "event_time", "kafka_partition", "kafka_offset", "snapshot_id",
+    "count_status",
 )
-#: ``(variant_id, type, value)`` of each event actually inserted.
+#: ``(variant_id, type, value, count_status)`` of each event actually inserted.
 Inserted = Sequence[Sequence[Any]]
+#: Most held events one sweep dead-letters (one transaction stays short).
+EXPIRE_BATCH = 10_000
 _STAGE = "adgen_ingest_stage"
 _CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
     event_id varchar(64), type varchar(16), impression_id varchar(64), campaign_id integer,
     variant_id integer, propensity double precision, value double precision,
-    event_time timestamptz, kafka_partition integer, kafka_offset bigint, snapshot_id bigint
+    event_time timestamptz, kafka_partition integer, kafka_offset bigint, snapshot_id bigint,
+    count_status varchar(16)
 ) ON COMMIT DELETE ROWS
 """
 _COLS = ", ".join(EVENT_COLUMNS)
@@ -52,7 +62,7 @@ _COPY_STAGE = f"COPY {_STAGE} ({_COLS}) FROM STDIN WITH (FORMAT csv)"
 _MOVE_STAGE = (
     f"WITH staged AS (DELETE FROM {_STAGE} RETURNING {_COLS}) "
     f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING variant_id, type, value"
+    "ON CONFLICT (event_id) DO NOTHING RETURNING variant_id, type, value, count_status"
 )
 
 
@@ -81,31 +91,146 @@ class VariantDirectory:
         return None
 
 
-def store_batch(session: Session, batch: DecodedBatch, directory: VariantDirectory) -> IngestStats:
-    """Store ``batch``; returns what happened (inserted, duplicates, dead letters)."""
+def store_batch(
+    session: Session,
+    batch: DecodedBatch,
+    directory: VariantDirectory,
+    *,
+    max_value: float = MAX_CONVERSION_VALUE,
+) -> IngestStats:
+    """Store ``batch``; returns what happened (inserted, duplicates, dead letters, counting).
+
+    A conversion whose value exceeds ``max_value`` is a dead letter.
+    """
     directory.resolve(session, (e.variant_id for _, e in batch.events))
-    rows: list[tuple[Any, ...]] = []
+    accepted: list[tuple[RawMessage, BusEvent]] = []
     rejected = list(batch.rejected)
     for msg, e in batch.events:
         reason = directory.check(e.variant_id, e.campaign_id)
+        if reason is None and e.value is not None and e.value > max_value:
+            reason = (f"conversion value {e.value:g} is above the maximum {max_value:g} "
+                      "(ADGEN_MAX_CONVERSION_VALUE)")
         if reason is not None:
             rejected.append(Rejected(msg, reason))
+            continue
+        accepted.append((msg, e))
+    candidates = [
+        Candidate(i, e.event_id, e.impression_id, e.type, e.variant_id)
+        for i, (_, e) in enumerate(accepted)
+    ]
+    decisions = classify(candidates, _known(session, {e.impression_id for _, e in accepted}))
+    rows: list[tuple[Any, ...]] = []
+    for (msg, e), status in zip(accepted, decisions.new, strict=True):
+        if status is None:
             continue
         rows.append((
             e.event_id, e.type, e.impression_id, e.campaign_id, e.variant_id,
             e.propensity, e.value, e.event_time, msg.partition, msg.offset, e.snapshot_id,
+            status,
         ))
+    rejected.extend(Rejected(accepted[i][0], why) for i, why in decisions.refused.items())
     inserted = _insert_events(session, rows) if rows else []
-    bump_arm_stats(session, inserted, directory.campaign_of)
-    store_dead_letters(session, rejected)
+    topic = accepted[0][0].topic if accepted else ""
+    promoted, orphans = _settle_held(session, decisions.stored, decisions.stored_reasons, topic)
+    counted = [r[:3] for r in inserted if r[3] == "counted"] + promoted
+    bump_arm_stats(session, counted, directory.campaign_of)
+    store_dead_letters(session, rejected + orphans)
     return IngestStats(
         inserted=len(inserted),
         duplicates=batch.duplicates + len(rows) - len(inserted),
-        dead_letters=len(rejected),
+        dead_letters=len(rejected) + len(orphans),
+        repeats=sum(1 for r in inserted if r[3] == "repeat"),
+        held=sum(1 for r in inserted if r[3] == "held"),
+        orphans=len(orphans),
     )
 
 
-def store_each(session: Session, batch: DecodedBatch, directory: VariantDirectory) -> IngestStats:
+def expire_held(session: Session, grace_s: float, topic: str) -> IngestStats:
+    """Dead-letter the held clicks and conversions stored more than ``grace_s`` seconds ago
+    whose impression never came (their ``count_status`` becomes ``orphan``); at most
+    ``EXPIRE_BATCH`` per call, the rest at the next."""
+    cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, grace_s)
+    if session.get_bind().dialect.name != "postgresql":
+        cutoff = func.datetime("now", f"-{grace_s} seconds")
+    ids = session.scalars(
+        select(Event.id)
+        .where(Event.count_status == "held", Event.received_time < cutoff)
+        .order_by(Event.id)
+        .limit(EXPIRE_BATCH)
+    ).all()
+    reason = (f"its impression never reached ingest within {grace_s:g} s "
+              "(ADGEN_INGEST_HOLD_GRACE_S): not counted")
+    _, orphans = _settle_held(session, dict.fromkeys(ids, "orphan"), dict.fromkeys(ids, reason),
+                              topic)
+    store_dead_letters(session, orphans)
+    return IngestStats(dead_letters=len(orphans), orphans=len(orphans))
+
+
+_KNOWN_COLUMNS = (Event.id, Event.event_id, Event.impression_id, Event.type, Event.variant_id,
+                  Event.count_status)
+
+
+def _known(session: Session, impression_ids: set[str]) -> list[Known]:
+    """The counted and held events of these impressions, oldest first."""
+    if not impression_ids:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        ids = bindparam("impression_ids", sorted(impression_ids), type_=ARRAY(String))
+        match = Event.impression_id == func.any(ids)
+    else:
+        match = Event.impression_id.in_(impression_ids)
+    rows = session.execute(
+        select(*_KNOWN_COLUMNS)
+        .where(match, Event.count_status.in_(("counted", "held")))
+        .order_by(Event.id)
+    )
+    return [Known(Candidate(rid, eid, imp, kind, vid), status)
+            for rid, eid, imp, kind, vid, status in rows]
+
+
+def _settle_held(
+    session: Session, statuses: dict[int, str], reasons: dict[int, str], topic: str
+) -> tuple[list[tuple[int, str, float | None]], list[Rejected]]:
+    """Give held events (by row id) their new status; the newly counted ones'
+    ``(variant_id, type, value)`` and a dead letter for each orphan."""
+    promoted: list[tuple[int, str, float | None]] = []
+    orphans: list[Rejected] = []
+    for row_id, status in sorted(statuses.items()):
+        row = session.execute(
+            update(Event)
+            .where(Event.id == row_id, Event.count_status == "held")
+            .values(count_status=status)
+            .returning(*Event.__table__.c)
+        ).one_or_none()
+        if row is None:  # settled meanwhile by another consumer
+            continue
+        if status == "counted":
+            promoted.append((row.variant_id, row.type, row.value))
+        elif status == "orphan":
+            orphans.append(Rejected(_as_message(row, topic), reasons[row_id]))
+    return promoted, orphans
+
+
+def _as_message(row: Any, topic: str) -> RawMessage:
+    """A stored event as the message it came from (for its dead letter)."""
+    when = row.event_time if row.event_time.tzinfo else row.event_time.replace(tzinfo=UTC)
+    event = BusEvent(
+        type=row.type, event_id=row.event_id, impression_id=row.impression_id,
+        campaign_id=row.campaign_id, variant_id=row.variant_id, value=row.value,
+        event_time=when,
+    )
+    return RawMessage(topic, row.kafka_partition if row.kafka_partition is not None else -1,
+                      row.kafka_offset if row.kafka_offset is not None else -row.id,
+                      row.impression_id.encode(), encode_event(event))
+
+
+def store_each(
+    session: Session,
+    batch: DecodedBatch,
+    directory: VariantDirectory,
+    *,
+    max_value: float = MAX_CONVERSION_VALUE,
+) -> IngestStats:
     """Fallback when the database refused ``batch``: store event by event (savepoints),
     dead-lettering each event the database refuses with its error as the reason."""
     stats = IngestStats(duplicates=batch.duplicates, dead_letters=len(batch.rejected))
@@ -113,7 +238,8 @@ def store_each(session: Session, batch: DecodedBatch, directory: VariantDirector
     for msg, event in batch.events:
         try:
             with session.begin_nested():
-                stats.add(store_batch(session, DecodedBatch(events=[(msg, event)]), directory))
+                one = DecodedBatch(events=[(msg, event)])
+                stats.add(store_batch(session, one, directory, max_value=max_value))
         except REFUSALS as exc:
             reason = str(getattr(exc, "orig", exc)).strip()
             rejected.append(Rejected(msg, f"database refused the event: {reason}"))
@@ -160,7 +286,7 @@ def _insert_events_values(session: Session, rows: Sequence[tuple[Any, ...]]) -> 
     stmt = (
         sqlite.insert(Event)
         .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(Event.variant_id, Event.type, Event.value)
+        .returning(Event.variant_id, Event.type, Event.value, Event.count_status)
     )
     params = [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows]
     return session.execute(stmt, params).all()
@@ -169,7 +295,7 @@ def _insert_events_values(session: Session, rows: Sequence[tuple[Any, ...]]) -> 
 def bump_arm_stats(
     session: Session, inserted: Iterable[Sequence[Any]], campaign_of: dict[int, int]
 ) -> None:
-    """Add newly stored events ``(variant_id, type, value)`` to ``arm_stats`` (upsert)."""
+    """Add newly counted events ``(variant_id, type, value)`` to ``arm_stats`` (upsert)."""
     totals: dict[int, list[float]] = {}
     for variant_id, kind, value in inserted:
         t = totals.setdefault(variant_id, [0, 0, 0, 0.0])

@@ -54,7 +54,7 @@ def list_(
     session: SessionDep,
     status: Annotated[CampaignStatus | None, Query(description="only this status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
-    offset: Annotated[int, Query(ge=0, description="skip this many (by id)")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="skip this many (by id)")] = 0,
 ) -> list[CampaignPublic]:
     """Campaigns in id order, filtered by status, one page at a time."""
     rows = list_campaigns(session, status=status, limit=limit, offset=offset)

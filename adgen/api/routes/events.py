@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from adgen.api.deps import app_state
 from adgen.api.event_ids import event_id_for
 from adgen.api.schemas import EventAccepted, EventRequest
+from adgen.errors import ValidationError
 from adgen.events import Event
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -17,12 +18,19 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 @router.post("/events", status_code=202)
 async def record(body: EventRequest, request: Request) -> EventAccepted:
-    """Accept a click or conversion (401 for a bad, expired or tampered token).
+    """Accept a click or conversion (401 for a bad, expired or tampered token; 422 for a
+    conversion value above ``ADGEN_MAX_CONVERSION_VALUE``).
 
-    Events go to Kafka only; the ingest consumer stores each ``event_id`` once, so a
-    replayed click counts once.
+    Events go to Kafka only; the ingest consumer stores each ``event_id`` once, and counts
+    at most one click and one conversion per impression: later ones (distinct event ids on
+    one token) are stored but not counted.
     """
     state = app_state(request)
+    limit = state.settings.max_conversion_value
+    if body.value is not None and body.value > limit:
+        raise ValidationError(
+            f"value: {body.value:g} is above the maximum conversion value {limit:g}"
+        )
     shipper = state.require_shipper()
     now = time.time()
     claims = state.signer.verify(body.token, now)

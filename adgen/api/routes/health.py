@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from adgen.api.deps import StateDep
 
@@ -46,7 +46,12 @@ def readyz(state: StateDep) -> JSONResponse:
     return JSONResponse({"status": "degraded" if reasons else "ready", **body})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                     "description": "Prometheus text exposition format."}},
+)
 def metrics(state: StateDep) -> Response:
     """Prometheus exposition: allocations, events, errors, posterior refresh age."""
     return Response(state.metrics.render(), media_type=state.metrics.content_type)

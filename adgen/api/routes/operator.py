@@ -102,7 +102,7 @@ def set_controls(campaign_id: CampaignId, body: ControlsUpdate, state: StateDep)
 def audit_log(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[AuditPublic]:
     """Operator actions, newest first: who, what, when, before and after."""
     return [AuditPublic.model_validate(e) for e in audit.recent(session, limit, offset)]
