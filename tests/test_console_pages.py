@@ -30,7 +30,8 @@ from tests import seed_evidence as seed
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings, rng=np.random.default_rng(5))) as c:
-        assert c.post("/ui/login", data={"token": "test-admin-token-0123456789abcdef"}).status_code == 200
+        token = settings.admin_token_value()
+        assert c.post("/ui/login", data={"token": token}).status_code == 200
         yield c
 
 
