@@ -1,0 +1,34 @@
+"""The off-policy evaluation benchmarks run (``--quick``) and end with their JSON line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, timeout_s: float) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--quick", "--seed", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) > 1, "a table comes before the JSON line"
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def test_ope_obd_quick() -> None:
+    out = _run("ope_obd.py", 120)
+    assert out["bench"] == "ope_obd" and out["n_rounds"] == 10_000 and out["n_actions"] == 80
+    assert set(out["relative_error"]) == {"ipw", "snipw", "dr"}
+    # BTS's observed CTR in the vendored sample is 42 clicks in 10,000 rounds
+    assert out["ground_truth_ctr"] == 0.0042
+    for name, (lo, hi) in out["ci95"].items():
+        assert lo <= out["estimates"][name] <= hi
+        assert out["relative_error"][name] >= 0
