@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from adgen.db.models import ArmStats, DeadLetter, Event, Variant
 from adgen.ingest.batch import DecodedBatch, RawMessage, Rejected
+from adgen.ingest.cells import bump_cell_stats
 from adgen.ingest.retry import REFUSALS
 from adgen.ingest.stats import IngestStats
 from adgen.stats import ctr_interval
@@ -34,15 +35,17 @@ from adgen.stats import ctr_interval
 EVENT_COLUMNS = (
     "event_id", "type", "impression_id", "campaign_id", "variant_id",
     "propensity", "value", "event_time", "kafka_partition", "kafka_offset", "snapshot_id",
+    "cell",
 )
-#: ``(variant_id, type, value)`` of each event actually inserted.
+#: ``(variant_id, type, value, impression_id, cell)`` of each event actually inserted.
 Inserted = Sequence[Sequence[Any]]
 _STAGE = "adgen_ingest_stage"
 _CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
     event_id varchar(64), type varchar(16), impression_id varchar(64), campaign_id integer,
     variant_id integer, propensity double precision, value double precision,
-    event_time timestamptz, kafka_partition integer, kafka_offset bigint, snapshot_id bigint
+    event_time timestamptz, kafka_partition integer, kafka_offset bigint, snapshot_id bigint,
+    cell varchar(200)
 ) ON COMMIT DELETE ROWS
 """
 _COLS = ", ".join(EVENT_COLUMNS)
@@ -52,7 +55,7 @@ _COPY_STAGE = f"COPY {_STAGE} ({_COLS}) FROM STDIN WITH (FORMAT csv)"
 _MOVE_STAGE = (
     f"WITH staged AS (DELETE FROM {_STAGE} RETURNING {_COLS}) "
     f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING variant_id, type, value"
+    "ON CONFLICT (event_id) DO NOTHING RETURNING variant_id, type, value, impression_id, cell"
 )
 
 
@@ -94,9 +97,11 @@ def store_batch(session: Session, batch: DecodedBatch, directory: VariantDirecto
         rows.append((
             e.event_id, e.type, e.impression_id, e.campaign_id, e.variant_id,
             e.propensity, e.value, e.event_time, msg.partition, msg.offset, e.snapshot_id,
+            e.cell,
         ))
     inserted = _insert_events(session, rows) if rows else []
     bump_arm_stats(session, inserted, directory.campaign_of)
+    bump_cell_stats(session, inserted, directory.campaign_of)
     store_dead_letters(session, rejected)
     return IngestStats(
         inserted=len(inserted),
@@ -128,7 +133,7 @@ def _upsert_dialect(session: Session) -> Any:
 
 def _insert_events(session: Session, rows: Sequence[tuple[Any, ...]]) -> Inserted:
     """Insert ``rows`` (EVENT_COLUMNS) unless their event_id is stored; the new ones'
-    ``(variant_id, type, value)``."""
+    ``(variant_id, type, value, impression_id, cell)``."""
     if session.get_bind().dialect.name == "postgresql":
         return _insert_events_copy(session, rows)
     return _insert_events_values(session, rows)
@@ -160,7 +165,7 @@ def _insert_events_values(session: Session, rows: Sequence[tuple[Any, ...]]) -> 
     stmt = (
         sqlite.insert(Event)
         .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(Event.variant_id, Event.type, Event.value)
+        .returning(Event.variant_id, Event.type, Event.value, Event.impression_id, Event.cell)
     )
     params = [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows]
     return session.execute(stmt, params).all()
@@ -169,9 +174,9 @@ def _insert_events_values(session: Session, rows: Sequence[tuple[Any, ...]]) -> 
 def bump_arm_stats(
     session: Session, inserted: Iterable[Sequence[Any]], campaign_of: dict[int, int]
 ) -> None:
-    """Add newly stored events ``(variant_id, type, value)`` to ``arm_stats`` (upsert)."""
+    """Add newly stored events ``(variant_id, type, value, ...)`` to ``arm_stats`` (upsert)."""
     totals: dict[int, list[float]] = {}
-    for variant_id, kind, value in inserted:
+    for variant_id, kind, value, *_ in inserted:
         t = totals.setdefault(variant_id, [0, 0, 0, 0.0])
         if kind == "impression":
             t[0] += 1
