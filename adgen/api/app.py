@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from adgen.allocator import Allocator
 from adgen.api import console, errors
-from adgen.api.routes import allocate, campaigns, events, generation, health, operator
+from adgen.api.routes import allocate, campaigns, cells, events, generation, health, operator
 from adgen.api.routes import models as models_routes
 from adgen.api.shipper import EventShipper
 from adgen.api.state import AppState
@@ -110,5 +110,6 @@ def create_app(
     app.include_router(models_routes.router)
     app.include_router(generation.router)
     app.include_router(operator.router)
+    app.include_router(cells.router)
     console.mount(app, admin_token, settings.token_secret_value())
     return app
