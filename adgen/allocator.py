@@ -211,13 +211,15 @@ class Allocator:
                 f"campaign {campaign_id} has no active variants to serve; add some first"
             )
         policy, snapshot_id, name = state.policy, state.snapshot_id, None
-        with self._choose_lock:
-            if state.attributes and context:
-                cell = self._cell(state, context)
+        if state.attributes and context:
+            key = cell_key(context, state.attributes)
+            if key is not None:
+                cell = state.cells.get(key) or self._admit(state, key)
                 if cell is not None:
                     name = cell.name
                     if cell.policy is not None:
                         policy, snapshot_id = cell.policy, cell.snapshot_id
+        with self._choose_lock:
             arm, propensity = policy.choose()
             if not self._ids:
                 self._ids = _new_ids()
@@ -228,19 +230,17 @@ class Allocator:
             snapshot_id, name,
         )
 
-    @staticmethod
-    def _cell(state: _CampaignState, context: Mapping[str, object]) -> _Cell | None:
-        """The cell of ``context``, admitting a new one while under the cap (caller holds
-        the choose lock); None for the campaign level."""
-        key = cell_key(context, state.attributes)
-        if key is None:
+    def _admit(self, state: _CampaignState, key: CellKey) -> _Cell | None:
+        """A new cell for ``key`` while the campaign is under its cap, else None (the
+        campaign level)."""
+        name = cell_name(state.attributes, key)
+        if len(name) > MAX_CELL_NAME:
             return None
-        cell = state.cells.get(key)
-        if cell is None and len(state.cells) < state.max_cells:
-            name = cell_name(state.attributes, key)
-            if len(name) <= MAX_CELL_NAME:
+        with self._choose_lock:
+            cell = state.cells.get(key)
+            if cell is None and len(state.cells) < state.max_cells:
                 cell = state.cells[key] = _Cell(name)
-        return cell
+            return cell
 
     def arms(self, campaign_id: int, cell: str | None = None) -> list[ArmView]:
         """The arms served for ``campaign_id`` (or one of its cells, by name) with their

@@ -1,4 +1,5 @@
-"""The off-policy evaluation benchmarks run (``--quick``) and end with their JSON line."""
+"""The contextual and off-policy evaluation benchmarks run (``--quick``) and end with their
+JSON line (no speeds asserted)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,18 @@ def test_ope_obd_quick() -> None:
     for name, (lo, hi) in out["ci95"].items():
         assert lo <= out["estimates"][name] <= hi
         assert out["relative_error"][name] >= 0
+
+
+def test_contextual_quick() -> None:
+    out = _run("contextual.py", 240)
+    assert out["bench"] == "contextual" and out["seeds"] >= 2 and out["horizon"] > 0
+    speed = out["speed"]
+    assert speed["K"] == 10 and speed["cells"] == 20
+    assert speed["contextual_decisions_per_s"] > 0 and speed["plain_decisions_per_s"] > 0
+    for label in ("disagreeing", "identical"):
+        q = out[label]
+        for key in ("contextual_clicks", "plain_clicks", "contextual_regret", "plain_regret"):
+            assert q[key] >= 0, (label, key)
+    # segments that disagree: per-segment allocation loses fewer clicks than one policy
+    assert out["disagreeing"]["contextual_regret"] < out["disagreeing"]["plain_regret"]
+    assert out["cost_of_cells"] == -out["identical"]["click_gain"]
