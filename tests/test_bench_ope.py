@@ -48,3 +48,11 @@ def test_contextual_quick() -> None:
     # segments that disagree: per-segment allocation loses fewer clicks than one policy
     assert out["disagreeing"]["contextual_regret"] < out["disagreeing"]["plain_regret"]
     assert out["cost_of_cells"] == -out["identical"]["click_gain"]
+
+
+def test_ope_sim_quick() -> None:
+    out = _run("ope_sim.py", 120)
+    assert out["bench"] == "ope_sim" and out["seeds"] >= 2
+    assert set(out["relative_error"]) == {"ipw", "snipw", "dr"}
+    assert all(e >= 0 for e in out["relative_error"].values())
+    assert 0 < out["earned_ctr"] < 1 and 0 < out["true_ctr"] < 1
