@@ -56,3 +56,4 @@ def test_ope_sim_quick() -> None:
     assert set(out["relative_error"]) == {"ipw", "snipw", "dr"}
     assert all(e >= 0 for e in out["relative_error"].values())
     assert 0 < out["earned_ctr"] < 1 and 0 < out["true_ctr"] < 1
+    assert set(out["with_exploration"]["relative_error"]) == {"ipw", "snipw", "dr"}
