@@ -155,3 +155,9 @@ def test_impressions_carry_cell_and_snapshot_and_results_are_per_cell(
     # the old cells name other attributes now: a full context gets a new cell
     new = _allocate(client, cid, {"device": "ios", "placement": "news"}, 1)[0]
     assert new["cell"] == "device=ios|placement=news"
+
+    # the console's campaign page shows the cell table
+    assert client.post("/ui/login", data={"token": "test-admin-token"}).status_code == 200
+    page = client.get(f"/ui/campaigns/{cid}").text
+    assert 'id="cells"' in page and "device, placement" in page
+    assert page.index('data-cell="device=ios"') < page.index('data-cell="device=android"')
