@@ -3,20 +3,23 @@ campaign level, the cap on cells; naming cells from a request context (adgen.cel
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from adgen.allocator import Allocator
 from adgen.brief import Brief
 from adgen.cells import cell_key, cell_name, check_attributes, parse_cell
+from adgen.cli.main import app as cli
 from adgen.db import migrate
 from adgen.db.campaigns import add_variants, create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.db.models import ArmStats, CellStats
 from adgen.errors import NotFoundError
-from adgen.settings import Settings
+from adgen.settings import Settings, get_settings
 
 
 def test_cell_keys_names_and_fallbacks() -> None:
@@ -119,3 +122,34 @@ def test_an_unknown_cell_name_is_not_found(tmp_path: Path) -> None:
     allocator, cid, _ = _allocator(tmp_path, {})
     with pytest.raises(NotFoundError, match="no cell"):
         allocator.arms(cid, "device=vr")
+
+
+def test_cli_shows_cells_and_changes_attributes_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allocator, cid, vids = _allocator(tmp_path, {"device=ios": [(100, 9), (50, 1), (10, 0)]})
+    monkeypatch.setenv("ADGEN_DATABASE_URL", f"sqlite:///{tmp_path / 'ctx.db'}")
+    get_settings.cache_clear()
+    runner = CliRunner(env={"COLUMNS": "200"})
+    try:
+        shown = runner.invoke(cli, ["campaigns", "cells", str(cid), "--json"])
+        assert shown.exit_code == 0, shown.output
+        body = json.loads(shown.output)
+        assert body["context_attributes"] == ["device"] and body["max_cells"] == 3
+        ios = body["cells"][0]
+        assert ios["cell"] == "device=ios" and ios["impressions"] == 160 and ios["clicks"] == 10
+        assert [v["variant_id"] for v in ios["variants"]] == vids
+        changed = runner.invoke(cli, ["campaigns", "cells", str(cid), "-a", "device", "-a",
+                                      "placement", "--max-cells", "5"])
+        assert changed.exit_code == 0, changed.output
+        assert "device, placement" in changed.output and "at most 5 cells" in changed.output
+        bad = runner.invoke(cli, ["campaigns", "cells", str(cid), "-a", "a|b"])
+        assert bad.exit_code != 0 and "must not contain" in str(bad.exception)
+        off = runner.invoke(cli, ["campaigns", "cells", str(cid), "--off", "--json"])
+        assert json.loads(off.output)["context_attributes"] is None
+        audit = runner.invoke(cli, ["audit", "--json"])
+        assert [e["action"] for e in json.loads(audit.output)].count("campaign.cells") == 2
+    finally:
+        get_settings.cache_clear()
+    assert allocator.refresh()
+    assert allocator.allocate(cid, {"device": "ios"}).cell is None  # no longer contextual
