@@ -23,7 +23,8 @@ the pooled prior of an empty cell amounts to) but logged with its cell, so its e
 accumulates from the first impression. A request without the attributes, or beyond the
 cap, is served at the campaign level. The cap holds per replica; replicas that admit
 different new cells at once may briefly exceed it, and the next refresh keeps the cells
-with the most impressions.
+with the most impressions. With ``ADGEN_DISCOUNT_HALF_LIFE_S`` set, the campaign-level
+evidence (and so the cells' prior) is discounted; the cells' own counts are not.
 """
 
 from __future__ import annotations
@@ -250,7 +251,8 @@ class Allocator:
             raise NotFoundError(f"campaign {campaign_id} is not loaded")
         policy = state.policy
         if cell:
-            found = [c for c in state.cells.values() if c.name == cell]
+            with self._choose_lock:
+                found = [c for c in state.cells.values() if c.name == cell]
             if not found:
                 raise NotFoundError(f"campaign {campaign_id} has no cell {cell!r}")
             policy = found[0].policy or policy
