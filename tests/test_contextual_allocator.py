@@ -1,9 +1,11 @@
 """Contextual allocation on SQLite: cells pooled towards the campaign, fallback to the
-campaign level, the cap on cells; naming cells from a request context (adgen.cells)."""
+campaign level, the cap on cells, SRM per cell, the CLI; naming cells from a request
+context (adgen.cells)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +19,10 @@ from adgen.cli.main import app as cli
 from adgen.db import migrate
 from adgen.db.campaigns import add_variants, create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
-from adgen.db.models import ArmStats, CellStats
+from adgen.db.models import ArmStats, CellStats, Event
 from adgen.errors import NotFoundError
 from adgen.settings import Settings, get_settings
+from adgen.srm import cell_srm
 
 
 def test_cell_keys_names_and_fallbacks() -> None:
@@ -153,3 +156,28 @@ def test_cli_shows_cells_and_changes_attributes_audited(
         get_settings.cache_clear()
     assert allocator.refresh()
     assert allocator.allocate(cid, {"device": "ios"}).cell is None  # no longer contextual
+
+
+def test_srm_runs_per_cell_and_catches_a_fault_in_one_cell(tmp_path: Path) -> None:
+    even = [(20, 1), (20, 1), (20, 1)]
+    allocator, cid, vids = _allocator(tmp_path, {"device=ios": even, "device=android": even})
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    rows, dropped = [], 0
+    for i in range(6000):
+        device = "ios" if i % 2 else "android"
+        a = allocator.allocate(cid, {"device": device})
+        assert a.cell == f"device={device}" and a.snapshot_id is not None
+        if device == "ios" and a.variant_id == vids[0] and dropped < 200:
+            dropped += 1  # a logging fault loses these impressions of one arm in one cell
+            continue
+        rows.append(Event(event_id=f"e{i}", type="impression", impression_id=a.impression_id,
+                          campaign_id=cid, variant_id=a.variant_id, propensity=a.propensity,
+                          event_time=now, snapshot_id=a.snapshot_id, cell=a.cell))
+    sessions = session_factory(make_engine(f"sqlite:///{tmp_path / 'ctx.db'}"))
+    with transaction(sessions) as session:
+        session.add_all(rows)
+    with sessions() as session:
+        result = cell_srm(session, cid)
+    assert set(result) == {"device=ios", "device=android"}
+    assert result["device=ios"].ready and result["device=ios"].flagged
+    assert result["device=android"].ready and not result["device=android"].flagged
