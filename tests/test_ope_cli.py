@@ -120,7 +120,7 @@ def test_ope_estimates_greedy_and_a_version_near_their_true_rates(
 
 
 def test_bad_policies_and_empty_campaigns_are_refused(
-    runner: CliRunner, logged: tuple[int, list[int], int], engine: Engine
+    runner: CliRunner, logged: tuple[int, list[int], int], engine: Engine, tmp_path: Path
 ) -> None:
     cid, _, _ = logged
     bad = runner.invoke(cli, ["ope", str(cid), "--policy", "best"])
@@ -129,5 +129,6 @@ def test_bad_policies_and_empty_campaigns_are_refused(
     assert missing.exit_code != 0 and "model version 999" in str(missing.exception)
     with transaction(session_factory(engine)) as session:
         empty = create_campaign(session, Brief(name="e", product="p", brand="b", audience="a")).id
-    nothing = runner.invoke(cli, ["export", "obp", str(empty), "--out", "x.npz"])
-    assert "no impressions" in str(nothing.exception)
+    out = tmp_path / "empty.npz"
+    nothing = runner.invoke(cli, ["export", "obp", str(empty), "--out", str(out)])
+    assert "no impressions" in str(nothing.exception) and not out.exists()
