@@ -13,6 +13,18 @@ that changed something, never a write per decision.
 Operator changes (pause, resume, traffic controls) call ``reload_campaign`` after their
 commit, so this allocator serves the change from its next decision on; other API replicas
 pick it up at their next refresh.
+
+A contextual campaign (``campaigns.context_attributes``) also keeps one policy per cell
+(:mod:`adgen.cells`), built at each refresh from ``cell_stats`` pooled towards the
+campaign's evidence (:mod:`adgen.bandit.pooling`), with its own snapshot. A request whose
+context names a cell not seen yet is admitted while the campaign has fewer than its cap of
+cells: until the next refresh it is served from the campaign-level policy (which is what
+the pooled prior of an empty cell amounts to) but logged with its cell, so its evidence
+accumulates from the first impression. A request without the attributes, or beyond the
+cap, is served at the campaign level. The cap holds per replica; replicas that admit
+different new cells at once may briefly exceed it, and the next refresh keeps the cells
+with the most impressions. With ``ADGEN_DISCOUNT_HALF_LIFE_S`` set, the campaign-level
+evidence (and so the cells' prior) is discounted; the cells' own counts are not.
 """
 
 from __future__ import annotations
@@ -21,8 +33,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -31,7 +43,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.bandit import Controls, DiscountedEvidence, ThompsonSampling
-from adgen.db.models import AllocationSnapshot, ArmStats, Campaign, ModelVersion, Variant
+from adgen.bandit.pooling import pooled_evidence, prior_strength
+from adgen.cells import MAX_CELL_NAME, CellKey, cell_key, cell_name, parse_cell
+from adgen.db.models import (
+    AllocationSnapshot,
+    ArmStats,
+    Campaign,
+    CellStats,
+    ModelVersion,
+    Variant,
+)
 from adgen.errors import ConflictError, NotFoundError, StorageError
 from adgen.operations import TrafficControls, resolve_controls
 from adgen.settings import Settings
@@ -59,6 +80,7 @@ class Allocation(NamedTuple):
     propensity: float
     campaign_id: int
     snapshot_id: int | None = None
+    cell: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,18 @@ class _Arm:
 
 
 @dataclass
+class _Cell:
+    """One cell of a contextual campaign; ``policy`` None until the refresh that builds it
+    (the campaign-level policy and snapshot serve it meanwhile)."""
+
+    name: str
+    policy: ThompsonSampling | None = None
+    snapshot_id: int | None = None
+    successes: tuple[float, ...] = ()
+    trials: tuple[float, ...] = ()
+
+
+@dataclass
 class _CampaignState:
     campaign_id: int
     status: str
@@ -89,6 +123,10 @@ class _CampaignState:
     policy: ThompsonSampling | None
     key: tuple[object, ...]
     snapshot_id: int | None = None
+    attributes: tuple[str, ...] = ()
+    max_cells: int = 0
+    cells: dict[CellKey, _Cell] = field(default_factory=dict)
+    prior_strength: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +134,8 @@ class _CampaignRow:
     status: str
     reward: str
     controls: TrafficControls
+    attributes: tuple[str, ...] = ()
+    max_cells: int = 0
 
 
 class Allocator:
@@ -153,8 +193,11 @@ class Allocator:
         return self._thread is not None and self._thread.is_alive()
 
     # --- decisions -------------------------------------------------------------------------
-    def allocate(self, campaign_id: int) -> Allocation:
-        """Choose a variant for one impression of ``campaign_id`` (no database access)."""
+    def allocate(
+        self, campaign_id: int, context: Mapping[str, object] | None = None
+    ) -> Allocation:
+        """Choose a variant for one impression of ``campaign_id`` in ``context`` (the
+        request's attributes; used by contextual campaigns), with no database access."""
         state = self._campaigns.get(campaign_id)
         if state is None:
             if not self.loaded:
@@ -168,37 +211,77 @@ class Allocator:
             raise ConflictError(
                 f"campaign {campaign_id} has no active variants to serve; add some first"
             )
+        policy, snapshot_id, name = state.policy, state.snapshot_id, None
+        if state.attributes and context:
+            key = cell_key(context, state.attributes)
+            if key is not None:
+                cell = state.cells.get(key) or self._admit(state, key)
+                if cell is not None:
+                    name = cell.name
+                    if cell.policy is not None:
+                        policy, snapshot_id = cell.policy, cell.snapshot_id
         with self._choose_lock:
-            arm, propensity = state.policy.choose()
+            arm, propensity = policy.choose()
             if not self._ids:
                 self._ids = _new_ids()
             impression_id = self._ids.pop()
         chosen = state.arms[arm]
         return Allocation(
             impression_id, chosen.variant_id, chosen.text, propensity, campaign_id,
-            state.snapshot_id,
+            snapshot_id, name,
         )
 
-    def arms(self, campaign_id: int) -> list[ArmView]:
-        """The arms served for ``campaign_id`` with their evidence and probabilities."""
+    def _admit(self, state: _CampaignState, key: CellKey) -> _Cell | None:
+        """A new cell for ``key`` while the campaign is under its cap, else None (the
+        campaign level)."""
+        name = cell_name(state.attributes, key)
+        if len(name) > MAX_CELL_NAME:
+            return None
+        with self._choose_lock:
+            cell = state.cells.get(key)
+            if cell is None and len(state.cells) < state.max_cells:
+                cell = state.cells[key] = _Cell(name)
+            return cell
+
+    def arms(self, campaign_id: int, cell: str | None = None) -> list[ArmView]:
+        """The arms served for ``campaign_id`` (or one of its cells, by name) with their
+        evidence (pooled, for a cell) and probabilities."""
         state = self._campaigns.get(campaign_id)
         if state is None:
             raise NotFoundError(f"campaign {campaign_id} is not loaded")
-        if state.policy is None:
+        policy = state.policy
+        if cell:
+            with self._choose_lock:
+                found = [c for c in state.cells.values() if c.name == cell]
+            if not found:
+                raise NotFoundError(f"campaign {campaign_id} has no cell {cell!r}")
+            policy = found[0].policy or policy
+        if policy is None:
             return []
         with self._choose_lock:
-            p = state.policy.probabilities()
+            p = policy.probabilities()
+            s, n = policy.successes, policy.trials
         return [
-            ArmView(a.variant_id, a.successes, a.trials, a.candidate, float(p[i]))
+            ArmView(a.variant_id, float(s[i]), float(n[i]), a.candidate, float(p[i]))
             for i, a in enumerate(state.arms)
         ]
+
+    def cells(self, campaign_id: int) -> tuple[list[str], float | None]:
+        """The cells ``campaign_id`` serves (built or admitted since the last refresh) and
+        the prior strength they were pooled with (None before any cell was built)."""
+        state = self._campaigns.get(campaign_id)
+        if state is None:
+            raise NotFoundError(f"campaign {campaign_id} is not loaded")
+        with self._choose_lock:
+            names = sorted(c.name for c in state.cells.values())
+        return names, state.prior_strength
 
     # --- refreshing ------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Reload posteriors; on a database failure keep the last ones and return False."""
         with self._refresh_lock:
             try:
-                rows, statuses = self._load()
+                rows, statuses, cell_rows = self._load()
             except SQLAlchemyError as exc:
                 self.refresh_failures += 1
                 if self.last_error is None:
@@ -207,7 +290,7 @@ class Allocator:
                 self.last_error = f"database unreachable: {type(exc).__name__}: {first_line}"
                 return False
             previous = self._campaigns
-            campaigns = self._build(rows, statuses)
+            campaigns = self._build(rows, statuses, cell_rows)
             self._record_snapshots(
                 [s for cid, s in campaigns.items() if s is not previous.get(cid)]
             )
@@ -229,16 +312,26 @@ class Allocator:
         """Store the serving probabilities of rebuilt campaigns; their impressions carry
         the snapshot id. A failed write leaves the ids unset (those impressions are left
         out of the SRM check) and serving goes on."""
-        served = [(s, s.policy) for s in states if s.policy is not None]
+        served: list[tuple[_CampaignState | _Cell, int, list[int], ThompsonSampling, str]] = []
+        for s in states:
+            if s.policy is None:
+                continue
+            variant_ids = [a.variant_id for a in s.arms]
+            served.append((s, s.campaign_id, variant_ids, s.policy, ""))
+            served.extend(
+                (c, s.campaign_id, variant_ids, c.policy, c.name)
+                for c in s.cells.values() if c.policy is not None
+            )
         if not served:
             return
         rows = [
             AllocationSnapshot(
-                campaign_id=s.campaign_id,
-                variant_ids=[a.variant_id for a in s.arms],
+                campaign_id=campaign_id,
+                cell=cell,
+                variant_ids=variant_ids,
                 probabilities=policy.probabilities().tolist(),
             )
-            for s, policy in served
+            for _, campaign_id, variant_ids, policy, cell in served
         ]
         try:
             with self._sessions.begin() as session:
@@ -248,8 +341,8 @@ class Allocator:
         except SQLAlchemyError as exc:
             logger.warning("allocation snapshots not stored (SRM will skip them): %s", exc)
             return
-        for (state, _), snapshot_id in zip(served, ids, strict=True):
-            state.snapshot_id = snapshot_id
+        for (owner, *_), snapshot_id in zip(served, ids, strict=True):
+            owner.snapshot_id = snapshot_id
 
     def wake(self) -> None:
         """Ask the background refresher to reload now (after an admin write)."""
@@ -286,13 +379,18 @@ class Allocator:
                 self.last_error = "refresher crashed (see the log)"
                 raise
 
-    def _load(self) -> tuple[list[_Row], dict[int, _CampaignRow]]:
+    def _load(self) -> tuple[list[_Row], dict[int, _CampaignRow], list[_CellRow]]:
         with self._sessions() as session:
             statuses = {
                 cid: _CampaignRow(
-                    status, reward, resolve_controls(floor, cap, explore, self._settings)
+                    status,
+                    reward,
+                    resolve_controls(floor, cap, explore, self._settings),
+                    tuple(attributes or ()),
+                    max_cells or self._settings.max_cells,
                 )
-                for cid, status, reward, floor, cap, explore in session.execute(
+                for cid, status, reward, floor, cap, explore, attributes, max_cells
+                in session.execute(
                     select(
                         Campaign.id,
                         Campaign.status,
@@ -300,6 +398,8 @@ class Allocator:
                         Campaign.traffic_floor,
                         Campaign.traffic_cap,
                         Campaign.min_exploration,
+                        Campaign.context_attributes,
+                        Campaign.max_cells,
                     )
                 )
             }
@@ -324,10 +424,24 @@ class Allocator:
                 .order_by(Variant.campaign_id, Variant.id)
             )
             rows = [_Row(*r) for r in session.execute(stmt)]
-        return rows, statuses
+            contextual = [cid for cid, c in statuses.items() if c.attributes]
+            cell_rows = [
+                _CellRow(*r)
+                for r in session.execute(
+                    select(
+                        CellStats.campaign_id,
+                        CellStats.cell,
+                        CellStats.variant_id,
+                        CellStats.impressions,
+                        CellStats.clicks,
+                        CellStats.conversions,
+                    ).where(CellStats.campaign_id.in_(contextual))
+                )
+            ] if contextual else []
+        return rows, statuses, cell_rows
 
     def _build(
-        self, rows: list[_Row], statuses: dict[int, _CampaignRow]
+        self, rows: list[_Row], statuses: dict[int, _CampaignRow], cell_rows: list[_CellRow]
     ) -> dict[int, _CampaignState]:
         by_campaign: dict[int, list[_Arm]] = {cid: [] for cid in statuses}
         for r in rows:
@@ -350,10 +464,47 @@ class Allocator:
             )
             for a, si, ni in zip(arms, s, n, strict=True):
                 a.successes, a.trials = float(si), float(ni)
+        cells_of: dict[int, list[_CellRow]] = {}
+        for c in cell_rows:
+            cells_of.setdefault(c.campaign_id, []).append(c)
         previous = self._campaigns
         return {
-            cid: self._state(cid, statuses[cid], arms, previous.get(cid))
+            cid: self._state(cid, statuses[cid], arms, previous.get(cid), cells_of.get(cid, []))
             for cid, arms in by_campaign.items()
+        }
+
+    def _cell_evidence(
+        self,
+        campaign: _CampaignRow,
+        arms: list[_Arm],
+        cell_rows: list[_CellRow],
+        previous: _CampaignState | None,
+    ) -> dict[CellKey, _Cell]:
+        """The cells to build: those in ``cell_stats`` and those admitted since the last
+        refresh, the most-served first up to the cap, with their raw per-arm evidence."""
+        attributes = campaign.attributes
+        if not attributes or not arms:
+            return {}
+        index = {a.variant_id: i for i, a in enumerate(arms)}
+        evidence: dict[CellKey, tuple[str, list[float], list[float]]] = {}
+        if previous is not None and previous.attributes == attributes:
+            with self._choose_lock:
+                admitted = [(k, c.name) for k, c in previous.cells.items()]
+            for k, name in admitted:
+                evidence[k] = (name, [0.0] * len(arms), [0.0] * len(arms))
+        for r in cell_rows:
+            key = parse_cell(r.cell, attributes)
+            i = index.get(r.variant_id)
+            if key is None or i is None:
+                continue  # a cell of other attributes, or an arm no longer served
+            _, s, n = evidence.setdefault(key, (r.cell, [0.0] * len(arms), [0.0] * len(arms)))
+            n[i] = float(r.impressions)
+            wins = r.clicks if campaign.reward == "click" else r.conversions
+            s[i] = min(float(wins), n[i])
+        kept = sorted(evidence.items(), key=lambda kv: (-sum(kv[1][2]), kv[1][0]))
+        return {
+            k: _Cell(name, successes=tuple(s), trials=tuple(n))
+            for k, (name, s, n) in kept[: campaign.max_cells]
         }
 
     def _state(
@@ -362,32 +513,66 @@ class Allocator:
         campaign: _CampaignRow,
         arms: list[_Arm],
         previous: _CampaignState | None,
+        cell_rows: list[_CellRow],
     ) -> _CampaignState:
         status, traffic = campaign.status, campaign.controls
+        cells = self._cell_evidence(campaign, arms, cell_rows, previous)
         key = (
             status,
             tuple((a.variant_id, a.successes, a.trials, a.candidate) for a in arms),
             traffic,
+            campaign.attributes,
+            campaign.max_cells,
+            tuple((c.name, c.successes, c.trials) for c in cells.values()),
         )
         if previous is not None and previous.key == key:
             return previous  # nothing changed: keep the policy and its drawn block
+        state = _CampaignState(
+            campaign_id, status, arms, None, key,
+            attributes=campaign.attributes, max_cells=campaign.max_cells,
+        )
         if not arms or status != "active":
-            return _CampaignState(campaign_id, status, arms, None, key)
+            return state
         controls = Controls(
             min_exploration=traffic.min_exploration,
             cap=traffic.cap,
             guaranteed=traffic.floor,
             capped=tuple(i for i, a in enumerate(arms) if a.candidate),
         )
+        state.policy = self._policy(
+            controls, [a.successes for a in arms], [a.trials for a in arms]
+        )
+        if cells:
+            cell_s = np.array([c.successes for c in cells.values()])
+            cell_n = np.array([c.trials for c in cells.values()])
+            tau = prior_strength(
+                cell_s, cell_n,
+                min_strength=self._settings.cell_prior_min,
+                max_strength=self._settings.cell_prior_max,
+            )
+            pooled_s, pooled_n = pooled_evidence(
+                cell_s, cell_n,
+                np.array([a.successes for a in arms]), np.array([a.trials for a in arms]),
+                tau,
+            )
+            for i, cell in enumerate(cells.values()):
+                cell.policy = self._policy(controls, pooled_s[i], pooled_n[i])
+            state.cells, state.prior_strength = cells, tau
+        return state
+
+    def _policy(
+        self, controls: Controls, successes: Sequence[float] | np.ndarray,
+        trials: Sequence[float] | np.ndarray,
+    ) -> ThompsonSampling:
         policy = ThompsonSampling(
-            len(arms),
+            len(successes),
             self._rng.spawn(1)[0],
             samples=self._settings.propensity_samples,
             controls=controls,
         )
-        policy.set_evidence([a.successes for a in arms], [a.trials for a in arms])
+        policy.set_evidence(successes, trials)
         policy.probabilities()  # the Monte Carlo work happens here, off the request path
-        return _CampaignState(campaign_id, status, arms, policy, key)
+        return policy
 
 
 @dataclass(frozen=True)
@@ -399,3 +584,13 @@ class _Row:
     impressions: int | None
     clicks: int | None
     conversions: int | None
+
+
+@dataclass(frozen=True)
+class _CellRow:
+    campaign_id: int
+    cell: str
+    variant_id: int
+    impressions: int
+    clicks: int
+    conversions: int

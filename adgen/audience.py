@@ -18,6 +18,17 @@ a built-in per-locale phrase list; ``contains`` keys are case-insensitive substr
 ``conversion_rate`` is the probability of a conversion given a click (default 0.1). The
 per-variant noise is a deterministic function of the seed and the text, so a text keeps its
 true rate. Pure: no I/O except :func:`load_audience`.
+
+An audience may be split into segments whose preferences differ (for contextual
+allocation)::
+
+    {"base_ctr": 0.03, ...,
+     "segments": {"mobile":  {"share": 0.6, "length": {"target": 30, "weight": 1.5}},
+                  "desktop": {"share": 0.4, "has_number": 0.9}}}
+
+A segment is the base object with its own keys laid over it (any key but ``segments``),
+and ``share`` (> 0; shares are normalised) is its part of the traffic. A file without
+``segments`` is one audience, as before.
 """
 
 from __future__ import annotations
@@ -83,6 +94,7 @@ _FEATURE_KEYS = (
     "emoji",
 )
 _KNOWN_KEYS = {
+    "segments",
     "base_ctr",
     "noise_std",
     "seed",
@@ -124,6 +136,8 @@ class Audience:
     contains: dict[str, float] = field(default_factory=dict)
     conversion_rate: float = 0.1
     name: str = "audience"
+    #: (name, share of traffic, the segment's own audience); shares sum to one
+    segments: tuple[tuple[str, float, Audience], ...] = ()
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any], name: str = "audience") -> Audience:
@@ -152,6 +166,7 @@ class Audience:
             raise AudienceError(
                 f"audience key 'conversion_rate' must be in [0, 1], got {conversion_rate}"
             )
+        segments = cls._segments(spec, name)
         target, weight = cls._length(spec.get("length"))
         weights = {k: _number(k, spec[k]) for k in _FEATURE_KEYS if k in spec}
         contains = spec.get("contains", {})
@@ -172,7 +187,44 @@ class Audience:
             contains={k.lower(): _number(f"contains.{k}", v) for k, v in contains.items()},
             conversion_rate=conversion_rate,
             name=name,
+            segments=segments,
         )
+
+    @classmethod
+    def _segments(
+        cls, spec: dict[str, Any], name: str
+    ) -> tuple[tuple[str, float, Audience], ...]:
+        segments = spec.get("segments")
+        if segments is None:
+            return ()
+        if not isinstance(segments, dict) or not segments:
+            raise AudienceError("audience key 'segments' must be a non-empty object {name: {...}}")
+        base = {k: v for k, v in spec.items() if k != "segments"}
+        out = []
+        for seg_name, seg in segments.items():
+            if not isinstance(seg, dict):
+                raise AudienceError(f"segment {seg_name!r} must be an object")
+            if "segments" in seg:
+                raise AudienceError(f"segment {seg_name!r} must not have segments of its own")
+            share = _number(f"segments.{seg_name}.share", seg.get("share", 1.0))
+            if share <= 0:
+                raise AudienceError(f"segment {seg_name!r}: share must be > 0, got {share}")
+            merged = base | {k: v for k, v in seg.items() if k != "share"}
+            try:
+                audience = cls.from_dict(merged, name=f"{name}/{seg_name}")
+            except AudienceError as exc:
+                raise AudienceError(f"segment {seg_name!r}: {exc}") from exc
+            out.append((str(seg_name), share, audience))
+        total = sum(share for _, share, _ in out)
+        return tuple((n, share / total, a) for n, share, a in out)
+
+    def segment(self, name: str) -> Audience:
+        """The audience of segment ``name`` (AudienceError naming the known ones)."""
+        for seg_name, _, audience in self.segments:
+            if seg_name == name:
+                return audience
+        known = ", ".join(n for n, _, _ in self.segments) or "none"
+        raise AudienceError(f"audience {self.name!r} has no segment {name!r} (segments: {known})")
 
     @staticmethod
     def _length(spec: Any) -> tuple[float | None, float]:

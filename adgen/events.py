@@ -51,6 +51,12 @@ class Event(BaseModel):
         description="The allocation snapshot an impression was served under (impressions "
         "only; the sample-ratio-mismatch check needs it).",
     )
+    cell: str | None = Field(
+        None,
+        max_length=200,
+        description="The context cell an impression counted for (impressions of contextual "
+        "campaigns only; its snapshot holds that cell's probability vector).",
+    )
 
     @field_validator("event_time")
     @classmethod
@@ -72,6 +78,8 @@ class Event(BaseModel):
             raise ValueError(f"propensity is only for impressions, not for {self.type} events")
         elif self.snapshot_id is not None:
             raise ValueError(f"snapshot_id is only for impressions, not for {self.type} events")
+        elif self.cell is not None:
+            raise ValueError(f"cell is only for impressions, not for {self.type} events")
         if self.type == "conversion":
             if self.value is not None and not (math.isfinite(self.value) and self.value >= 0):
                 raise ValueError(f"conversion value must be a finite number >= 0, got {self.value}")

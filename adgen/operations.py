@@ -1,4 +1,5 @@
-"""Operator controls: pause / resume variants and campaigns, per-campaign traffic controls.
+"""Operator controls: pause / resume variants and campaigns, per-campaign traffic controls,
+the context attributes a campaign allocates on (cells).
 
 Each function changes the database and records an audit row in the caller's transaction;
 the caller commits, then calls ``Allocator.reload_campaign`` so that the change holds from
@@ -9,11 +10,13 @@ posterior refresh (``ADGEN_REFRESH_INTERVAL_S``, one second by default).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from adgen import audit
+from adgen.cells import MAX_CELLS_CAP, check_attributes
 from adgen.db.campaigns import get_campaign
 from adgen.db.models import Campaign, Variant
 from adgen.errors import ConflictError, NotFoundError, ValidationError
@@ -157,4 +160,36 @@ def set_campaign_controls(
     campaign.traffic_cap = new["cap"]
     campaign.min_exploration = new["min_exploration"]
     audit.record(session, actor, "campaign.controls", "campaign", campaign_id, before, new)
+    return campaign
+
+
+def set_campaign_cells(
+    session: Session,
+    campaign_id: int,
+    actor: str,
+    *,
+    attributes: Sequence[str] | None = None,
+    max_cells: int | None = None,
+    reset: bool = False,
+) -> Campaign:
+    """Store the context attributes a campaign allocates on and its cap on cells (None
+    leaves a value as it is; ``reset`` first clears both: not contextual, the setting's
+    cap). An empty list of attributes turns contextual allocation off. ValidationError for
+    bad names or a cap out of range."""
+    campaign = get_campaign(session, campaign_id)
+    if max_cells is not None and not 1 <= max_cells <= MAX_CELLS_CAP:
+        raise ValidationError(f"max_cells must be in 1..{MAX_CELLS_CAP}, got {max_cells}")
+    try:
+        names = check_attributes(attributes) if attributes is not None else None
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    before = {"context_attributes": campaign.context_attributes, "max_cells": campaign.max_cells}
+    if reset:
+        campaign.context_attributes, campaign.max_cells = None, None
+    if names is not None:
+        campaign.context_attributes = names or None
+    if max_cells is not None:
+        campaign.max_cells = max_cells
+    after = {"context_attributes": campaign.context_attributes, "max_cells": campaign.max_cells}
+    audit.record(session, actor, "campaign.cells", "campaign", campaign_id, before, after)
     return campaign

@@ -211,6 +211,23 @@ class Settings(BaseSettings):
         65_536, ge=1024, description="Largest request body the API reads (413 above it)."
     )
 
+    # --- contextual allocation (cells) ---------------------------------------------------
+    max_cells: int = Field(
+        20, ge=1, le=1000,
+        description="Most cells a contextual campaign keeps when it sets no cap of its own; "
+        "requests beyond them are served at the campaign level.",
+    )
+    cell_prior_min: float = Field(
+        5.0, gt=0,
+        description="Least strength (pseudo-impressions) of the campaign-level prior a "
+        "cell's posterior is pooled towards.",
+    )
+    cell_prior_max: float = Field(
+        1000.0, gt=0,
+        description="Greatest strength (pseudo-impressions) of the campaign-level prior; "
+        "cells that agree with the campaign are pooled this strongly.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _url_not_blank(cls, v: str | None) -> str | None:
@@ -226,6 +243,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"ADGEN_CANDIDATE_TRAFFIC_FLOOR ({self.candidate_traffic_floor}) must not exceed "
                 f"ADGEN_CANDIDATE_TRAFFIC_CAP ({self.candidate_traffic_cap})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cell_prior_ordered(self) -> Settings:
+        if self.cell_prior_min > self.cell_prior_max:
+            raise ValueError(
+                f"ADGEN_CELL_PRIOR_MIN ({self.cell_prior_min}) must not exceed "
+                f"ADGEN_CELL_PRIOR_MAX ({self.cell_prior_max})"
             )
         return self
 

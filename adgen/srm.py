@@ -6,7 +6,8 @@ controls) it was drawn under, and E_k = sum over snapshots of impressions x p_k.
 chi-square over the K arms has K - 1 degrees of freedom; it is flagged at p < 0.001, and
 only once every arm expects at least 5 impressions (before that the test is not ready).
 Impressions without a snapshot id (served while the database could not store snapshots,
-or before this check existed) are left out of both sides.
+or before this check existed) are left out of both sides. For a contextual campaign the
+test also runs per cell (:func:`cell_srm`), since each cell has its own snapshots.
 """
 
 from __future__ import annotations
@@ -101,6 +102,32 @@ def campaign_srm(session: Session, campaign_id: int) -> SrmResult:
         .group_by(Event.snapshot_id, Event.variant_id)
     ).all()
     served = {(int(s or 0), int(v)): int(n) for s, v, n in served_rows}
+    return _srm_of(session, campaign_id, served)
+
+
+def cell_srm(session: Session, campaign_id: int) -> dict[str, SrmResult]:
+    """The SRM test of each cell of a campaign ('' is the campaign level): a cell's
+    impressions against the snapshots they were drawn from."""
+    get_campaign(session, campaign_id)
+    rows = session.execute(
+        select(Event.cell, Event.snapshot_id, Event.variant_id, func.count())
+        .where(
+            Event.campaign_id == campaign_id,
+            Event.type == "impression",
+            Event.snapshot_id.is_not(None),
+        )
+        .group_by(Event.cell, Event.snapshot_id, Event.variant_id)
+    ).all()
+    by_cell: dict[str, dict[tuple[int, int], int]] = defaultdict(dict)
+    for cell, s, v, n in rows:
+        served = by_cell[cell or ""]
+        served[(int(s or 0), int(v))] = served.get((int(s or 0), int(v)), 0) + int(n)
+    return {cell: _srm_of(session, campaign_id, served) for cell, served in by_cell.items()}
+
+
+def _srm_of(
+    session: Session, campaign_id: int, served: Mapping[tuple[int, int], int]
+) -> SrmResult:
     ids = sorted({s for s, _ in served})
     snapshots = {
         row.id: (row.variant_ids, row.probabilities)

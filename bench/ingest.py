@@ -158,7 +158,7 @@ def copy_rows(engine: Engine, events: list[Event]) -> float:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(
         (e.event_id, e.type, e.impression_id, e.campaign_id, e.variant_id, e.propensity,
-         e.value, e.event_time, i % PARTITIONS, i, e.snapshot_id)
+         e.value, e.event_time, i % PARTITIONS, i, e.snapshot_id, e.cell)
         for i, e in enumerate(events)
     )
     buf.seek(0)

@@ -118,3 +118,37 @@ def test_unreadable_files_are_refused(tmp_path: Path) -> None:
     broken.write_text("{not json")
     with pytest.raises(AudienceError, match="not valid JSON"):
         load_audience(broken)
+
+
+def test_segments_lay_their_keys_over_the_base_and_normalise_shares() -> None:
+    spec = {"base_ctr": 0.03, "has_number": 0.5, "segments": {
+        "a": {"share": 3, "has_number": -1.0}, "b": {"share": 1, "base_ctr": 0.1}}}
+    aud = Audience.from_dict(spec)
+    assert [(n, share) for n, share, _ in aud.segments] == [("a", 0.75), ("b", 0.25)]
+    assert aud.segment("a").weights["has_number"] == -1.0
+    assert aud.segment("b").weights["has_number"] == 0.5 and aud.segment("b").base_ctr == 0.1
+    assert aud.segment("a").true_ctr("3 shoes") < aud.true_ctr("3 shoes")
+    with pytest.raises(AudienceError, match="no segment 'c'.*a, b"):
+        aud.segment("c")
+    assert Audience.from_dict({"base_ctr": 0.03}).segments == ()  # old files: no segments
+    shipped = load_audience(AUDIENCES_DIR / "segmented.json")
+    mobile, desktop = shipped.segment("mobile"), shipped.segment("desktop")
+    short = "Trail shoes? Try Acme"
+    long = "Run 20 km further in Acme trail shoes built for long weekends"
+    assert mobile.true_ctr(short) > mobile.true_ctr(long)
+    assert desktop.true_ctr(long) > desktop.true_ctr(short)  # the segments disagree
+
+
+@pytest.mark.parametrize(
+    ("segments", "message"),
+    [
+        ([], "non-empty object"),
+        ({"a": {"share": 0}}, "share must be > 0"),
+        ({"a": {"segments": {}}}, "must not have segments"),
+        ({"a": {"base_ctr": 2}}, "segment 'a'.*base_ctr"),
+        ({"a": 1}, "must be an object"),
+    ],
+)
+def test_bad_segments_are_refused_naming_the_segment(segments: object, message: str) -> None:
+    with pytest.raises(AudienceError, match=message):
+        Audience.from_dict({"base_ctr": 0.03, "segments": segments})

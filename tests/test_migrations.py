@@ -19,6 +19,7 @@ from adgen.db.models import Base
 TABLES = set(Base.metadata.tables)
 VIEWS = {
     "variant_performance", "model_version_performance", "campaign_daily_totals", "campaign_srm",
+    "cell_performance", "cell_srm",
 }
 
 
@@ -42,7 +43,7 @@ def _relations(engine: Engine) -> tuple[set[str], set[str]]:
 
 def test_upgrade_downgrade_upgrade(db_url: str, engine: Engine) -> None:
     assert _relations(engine) == (TABLES, VIEWS)
-    assert migrate.current_revision(engine) == "0005_console"
+    assert migrate.current_revision(engine) == "0006_cells"
 
     migrate.downgrade(db_url, "base")
     engine.dispose()
@@ -52,7 +53,7 @@ def test_upgrade_downgrade_upgrade(db_url: str, engine: Engine) -> None:
     migrate.upgrade(db_url)
     engine.dispose()
     assert _relations(engine) == (TABLES, VIEWS)
-    assert migrate.current_revision(engine) == "0005_console"
+    assert migrate.current_revision(engine) == "0006_cells"
 
 
 def _seed(engine: Engine) -> tuple[int, list[int]]:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from adgen.allocator import Allocator
 from adgen.api import console, errors
 from adgen.api.limits import RequestLimits
-from adgen.api.routes import allocate, campaigns, events, generation, health, operator
+from adgen.api.routes import allocate, campaigns, cells, events, generation, health, operator
 from adgen.api.routes import models as models_routes
 from adgen.api.schemas import ERROR_RESPONSES
 from adgen.api.shipper import EventShipper
@@ -109,7 +109,7 @@ def create_app(
     metrics.track_srm(sessions)
     errors.install(app)
     for router in (allocate.router, events.router, campaigns.router, health.router,
-                   models_routes.router, generation.router, operator.router):
+                   models_routes.router, generation.router, operator.router, cells.router):
         app.include_router(router, responses=ERROR_RESPONSES)
     console.mount(app, admin_token, settings.token_secret_value())
     app.add_middleware(

@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from adgen.brief import Brief
+from adgen.cells import MAX_ATTRIBUTES, MAX_CELLS_CAP, check_attributes
 from adgen.db.models import ArmStats, Campaign, Variant
 from adgen.operations import TrafficControls
 from adgen.stats import conversion_rate, credible_interval, ctr, posterior_mean, prob_best
@@ -49,14 +57,104 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _checked_attributes(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    try:
+        return check_attributes(value) or None
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+ContextAttributes = Annotated[
+    list[str] | None,
+    Field(
+        max_length=MAX_ATTRIBUTES,
+        description="Request-context attributes to allocate on (categorical, e.g. "
+        "placement, device); one cell per combination of their values. Null or empty: "
+        "not contextual.",
+    ),
+]
+MaxCells = Annotated[
+    int | None,
+    Field(ge=1, le=MAX_CELLS_CAP, description="Most cells kept; null: the setting"),
+]
+
+
 class CampaignCreate(Brief):
-    """A brief, as ``POST /v1/campaigns`` takes it."""
+    """A brief, as ``POST /v1/campaigns`` takes it, with the context attributes the
+    campaign allocates on (optional)."""
+
+    context_attributes: ContextAttributes = None
+    max_cells: MaxCells = None
+
+    @field_validator("context_attributes")
+    @classmethod
+    def _attributes(cls, v: list[str] | None) -> list[str] | None:
+        return _checked_attributes(v)
 
     @model_validator(mode="after")
     def _storable_text(self) -> CampaignCreate:
         for name in type(self).model_fields:
             _storable(getattr(self, name), name)
         return self
+
+
+class CellsUpdate(BaseModel):
+    """New context attributes and cap on cells; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    context_attributes: ContextAttributes = None
+    max_cells: MaxCells = None
+    reset: bool = Field(False, description="clear both first (not contextual, the setting's cap)")
+
+    @field_validator("context_attributes")
+    @classmethod
+    def _attributes(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else (_checked_attributes(v) or [])
+
+
+class CellArmPublic(BaseModel):
+    """One variant's results in one cell."""
+
+    variant_id: int
+    impressions: int
+    clicks: int
+    conversions: int
+    ctr: float | None
+    conversion_rate: float | None
+    ci95_low: float = Field(description="exact 2.5% quantile of Beta(1 + clicks, 1 + misses)")
+    ci95_high: float
+    probability: float | None = Field(
+        None, description="share of this cell's traffic the allocator serves it now"
+    )
+
+
+class CellPublic(BaseModel):
+    """One cell: totals, variants, and its sample-ratio-mismatch test."""
+
+    cell: str
+    impressions: int
+    clicks: int
+    conversions: int
+    ctr: float | None
+    srm_p_value: float | None = Field(None, description="null before the test is ready")
+    srm_flagged: bool = False
+    variants: list[CellArmPublic]
+
+
+class CellsPublic(BaseModel):
+    """A campaign's cells and how they are pooled."""
+
+    campaign_id: int
+    context_attributes: list[str] | None
+    max_cells: int = Field(description="the cap in force (the campaign's, else the setting)")
+    prior_strength: float | None = Field(
+        None, description="pseudo-impressions of campaign-level evidence each cell is "
+        "pooled with (empirical Bayes; null until cells are built)",
+    )
+    cells: list[CellPublic]
 
 
 class CampaignPublic(BaseModel):
@@ -89,6 +187,10 @@ class CampaignPublic(BaseModel):
     min_exploration: float | None = Field(
         None, description="this campaign's exploration share; null: the setting"
     )
+    context_attributes: list[str] | None = Field(
+        None, description="request-context attributes it allocates on; null: not contextual"
+    )
+    max_cells: int | None = Field(None, description="its cap on cells; null: the setting")
 
 
 class VariantPublic(BaseModel):
@@ -260,8 +362,8 @@ class AllocateRequest(BaseModel):
     context: dict[Annotated[str, StringConstraints(max_length=64)], ContextValue] | None = Field(
         None,
         max_length=32,
-        description="Request context (accepted for the ad server's convenience; the "
-        "non-contextual policy does not use it yet).",
+        description="Request context: a contextual campaign allocates per cell of the "
+        "values of its context attributes; other keys are ignored.",
     )
 
 
@@ -275,6 +377,9 @@ class AllocateResponse(BaseModel):
     propensity: float
     token: str
     expires_at: int = Field(description="unix seconds after which the token is refused")
+    cell: str | None = Field(
+        None, description="the context cell it was allocated in; null: the campaign level"
+    )
 
 
 class EventRequest(BaseModel):

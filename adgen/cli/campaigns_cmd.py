@@ -1,4 +1,5 @@
-"""``adgen campaigns create|list|show|pause|resume|controls``: campaigns and their variants."""
+"""``adgen campaigns create|list|show|pause|resume|controls|cells``: campaigns and their
+variants."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 
 from adgen.api.schemas import CampaignDetail
 from adgen.brief import Brief
-from adgen.cli import operator_cmd
+from adgen.cli import cells_cmd, operator_cmd
 from adgen.cli.output import console, print_json, print_table
 from adgen.db.campaigns import create_campaign, get_campaign, list_variants
 from adgen.db.engine import make_engine, session_factory, transaction
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.command("pause")(operator_cmd.pause_campaign)
 app.command("resume")(operator_cmd.resume_campaign)
 app.command("controls")(operator_cmd.controls)
+app.command("cells")(cells_cmd.cells)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 

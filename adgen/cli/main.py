@@ -17,6 +17,7 @@ from adgen.cli import (
     ingest_cmd,
     model_cmd,
     models_cmd,
+    ope_cmd,
     operator_cmd,
     serve_cmd,
     train_cmd,
@@ -43,6 +44,8 @@ app.command("audit")(operator_cmd.audit_log)
 app.command("serve")(serve_cmd.serve)
 app.command("generate")(generate_cmd.generate)
 app.command("import-experiments")(import_cmd.import_experiments)
+app.add_typer(ope_cmd.export_app, name="export")
+app.command("ope")(ope_cmd.ope)
 
 
 @app.callback()

@@ -91,6 +91,10 @@ class Campaign(Base):
     traffic_floor: Mapped[float | None] = mapped_column(Float)
     traffic_cap: Mapped[float | None] = mapped_column(Float)
     min_exploration: Mapped[float | None] = mapped_column(Float)
+    # contextual allocation: request-context attributes to allocate on (None = not
+    # contextual) and the most cells kept (None = the setting)
+    context_attributes: Mapped[list[str] | None] = mapped_column(JSON)
+    max_cells: Mapped[int | None] = mapped_column(Integer)
 
     variants: Mapped[list[Variant]] = relationship(back_populates="campaign")
 
@@ -188,6 +192,8 @@ class Event(Base):
     #: the allocation snapshot an impression was served under (``allocation_snapshots.id``)
     snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     count_status: Mapped[str] = mapped_column(String(16), server_default="counted")
+    #: the cell an impression counted for (None or '' = the campaign level)
+    cell: Mapped[str | None] = mapped_column(String(200))
 
 
 class ArmStats(Base):
@@ -371,3 +377,20 @@ class AllocationSnapshot(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     variant_ids: Mapped[list[int]] = mapped_column(JSON)
     probabilities: Mapped[list[float]] = mapped_column(JSON)
+
+
+class CellStats(Base):
+    """Per-(variant, cell) totals of contextual campaigns, beside ``arm_stats`` and written
+    in the same transaction; clicks and conversions count for their impression's cell."""
+
+    __tablename__ = "cell_stats"
+    __table_args__ = (Index("ix_cell_stats_campaign", "campaign_id", "cell"),)
+
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), primary_key=True)
+    cell: Mapped[str] = mapped_column(String(200), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    impressions: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    clicks: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    conversions: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    conversion_value: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

@@ -32,6 +32,7 @@ from adgen.db.models import ArmStats, DeadLetter, Event, Variant
 from adgen.events import MAX_CONVERSION_VALUE, encode_event
 from adgen.events import Event as BusEvent
 from adgen.ingest.batch import DecodedBatch, RawMessage, Rejected
+from adgen.ingest.cells import bump_cell_stats
 from adgen.ingest.counting import Candidate, Known, classify
 from adgen.ingest.retry import REFUSALS
 from adgen.ingest.stats import IngestStats
@@ -40,9 +41,9 @@ from adgen.stats import ctr_interval
 EVENT_COLUMNS = (
     "event_id", "type", "impression_id", "campaign_id", "variant_id",
     "propensity", "value", "event_time", "kafka_partition", "kafka_offset", "snapshot_id",
-    "count_status",
+    "cell", "count_status",
 )
-#: ``(variant_id, type, value, count_status)`` of each event actually inserted.
+#: ``(variant_id, type, value, impression_id, cell, count_status)`` of each event inserted.
 Inserted = Sequence[Sequence[Any]]
 #: Most held events one sweep dead-letters (one transaction stays short).
 EXPIRE_BATCH = 10_000
@@ -52,7 +53,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
     event_id varchar(64), type varchar(16), impression_id varchar(64), campaign_id integer,
     variant_id integer, propensity double precision, value double precision,
     event_time timestamptz, kafka_partition integer, kafka_offset bigint, snapshot_id bigint,
-    count_status varchar(16)
+    cell varchar(200), count_status varchar(16)
 ) ON COMMIT DELETE ROWS
 """
 _COLS = ", ".join(EVENT_COLUMNS)
@@ -62,7 +63,8 @@ _COPY_STAGE = f"COPY {_STAGE} ({_COLS}) FROM STDIN WITH (FORMAT csv)"
 _MOVE_STAGE = (
     f"WITH staged AS (DELETE FROM {_STAGE} RETURNING {_COLS}) "
     f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING variant_id, type, value, count_status"
+    "ON CONFLICT (event_id) DO NOTHING "
+    "RETURNING variant_id, type, value, impression_id, cell, count_status"
 )
 
 
@@ -126,21 +128,22 @@ def store_batch(
         rows.append((
             e.event_id, e.type, e.impression_id, e.campaign_id, e.variant_id,
             e.propensity, e.value, e.event_time, msg.partition, msg.offset, e.snapshot_id,
-            status,
+            e.cell, status,
         ))
     rejected.extend(Rejected(accepted[i][0], why) for i, why in decisions.refused.items())
     inserted = _insert_events(session, rows) if rows else []
     topic = accepted[0][0].topic if accepted else ""
     promoted, orphans = _settle_held(session, decisions.stored, decisions.stored_reasons, topic)
-    counted = [r[:3] for r in inserted if r[3] == "counted"] + promoted
+    counted = [r[:5] for r in inserted if r[5] == "counted"] + promoted
     bump_arm_stats(session, counted, directory.campaign_of)
+    bump_cell_stats(session, counted, directory.campaign_of)
     store_dead_letters(session, rejected + orphans)
     return IngestStats(
         inserted=len(inserted),
         duplicates=batch.duplicates + len(rows) - len(inserted),
         dead_letters=len(rejected) + len(orphans),
-        repeats=sum(1 for r in inserted if r[3] == "repeat"),
-        held=sum(1 for r in inserted if r[3] == "held"),
+        repeats=sum(1 for r in inserted if r[5] == "repeat"),
+        held=sum(1 for r in inserted if r[5] == "held"),
         orphans=len(orphans),
     )
 
@@ -190,10 +193,10 @@ def _known(session: Session, impression_ids: set[str]) -> list[Known]:
 
 def _settle_held(
     session: Session, statuses: dict[int, str], reasons: dict[int, str], topic: str
-) -> tuple[list[tuple[int, str, float | None]], list[Rejected]]:
+) -> tuple[list[tuple[Any, ...]], list[Rejected]]:
     """Give held events (by row id) their new status; the newly counted ones'
-    ``(variant_id, type, value)`` and a dead letter for each orphan."""
-    promoted: list[tuple[int, str, float | None]] = []
+    ``(variant_id, type, value, impression_id, cell)`` and a dead letter for each orphan."""
+    promoted: list[tuple[Any, ...]] = []
     orphans: list[Rejected] = []
     for row_id, status in sorted(statuses.items()):
         row = session.execute(
@@ -205,7 +208,7 @@ def _settle_held(
         if row is None:  # settled meanwhile by another consumer
             continue
         if status == "counted":
-            promoted.append((row.variant_id, row.type, row.value))
+            promoted.append((row.variant_id, row.type, row.value, row.impression_id, row.cell))
         elif status == "orphan":
             orphans.append(Rejected(_as_message(row, topic), reasons[row_id]))
     return promoted, orphans
@@ -254,7 +257,7 @@ def _upsert_dialect(session: Session) -> Any:
 
 def _insert_events(session: Session, rows: Sequence[tuple[Any, ...]]) -> Inserted:
     """Insert ``rows`` (EVENT_COLUMNS) unless their event_id is stored; the new ones'
-    ``(variant_id, type, value)``."""
+    ``(variant_id, type, value, impression_id, cell)``."""
     if session.get_bind().dialect.name == "postgresql":
         return _insert_events_copy(session, rows)
     return _insert_events_values(session, rows)
@@ -286,7 +289,10 @@ def _insert_events_values(session: Session, rows: Sequence[tuple[Any, ...]]) -> 
     stmt = (
         sqlite.insert(Event)
         .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(Event.variant_id, Event.type, Event.value, Event.count_status)
+        .returning(
+            Event.variant_id, Event.type, Event.value, Event.impression_id, Event.cell,
+            Event.count_status,
+        )
     )
     params = [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows]
     return session.execute(stmt, params).all()
@@ -295,9 +301,9 @@ def _insert_events_values(session: Session, rows: Sequence[tuple[Any, ...]]) -> 
 def bump_arm_stats(
     session: Session, inserted: Iterable[Sequence[Any]], campaign_of: dict[int, int]
 ) -> None:
-    """Add newly counted events ``(variant_id, type, value)`` to ``arm_stats`` (upsert)."""
+    """Add newly counted events ``(variant_id, type, value, ...)`` to ``arm_stats`` (upsert)."""
     totals: dict[int, list[float]] = {}
-    for variant_id, kind, value in inserted:
+    for variant_id, kind, value, *_ in inserted:
         t = totals.setdefault(variant_id, [0, 0, 0, 0.0])
         if kind == "impression":
             t[0] += 1

@@ -22,6 +22,7 @@ from adgen.api.console import views
 from adgen.api.console.session import COOKIE, ConsoleSession, SessionKeeper, check_csrf
 from adgen.api.deps import app_state
 from adgen.api.state import AppState
+from adgen.cell_results import campaign_cells
 from adgen.errors import AdgenError, AuthError, ValidationError
 from adgen.srm import campaign_srm
 from adgen.training.rollout import promote as promote_version
@@ -136,6 +137,7 @@ def campaign_page(request: Request, campaign_id: int, session: SessionDep) -> Re
         detail, rows = views.leaderboard(db, campaign_id, state.allocator, state.settings)
         series = views.series(db, campaign_id)
         srm = campaign_srm(db, campaign_id)
+        cells = campaign_cells(db, campaign_id)
     texts = {r.variant.id: r.variant.text for r in rows}
     chart = {
         "labels": series.labels,
@@ -151,6 +153,7 @@ def campaign_page(request: Request, campaign_id: int, session: SessionDep) -> Re
         rows=rows,
         improvement=views.improvement(rows),
         srm=srm,
+        cells=cells,
         controls=detail.controls,
         chart_json=json.dumps(chart),
     )

@@ -26,7 +26,7 @@ async def allocate(body: AllocateRequest, request: Request) -> JSONResponse:
     """
     state = app_state(request)
     shipper = state.require_shipper()
-    chosen = state.allocator.allocate(body.campaign_id)
+    chosen = state.allocator.allocate(body.campaign_id, body.context)
     now = time.time()
     expires_at = int(now) + state.settings.token_ttl_s
     token = state.signer.issue(
@@ -43,6 +43,7 @@ async def allocate(body: AllocateRequest, request: Request) -> JSONResponse:
             value=None,
             event_time=datetime.fromtimestamp(now, UTC),
             snapshot_id=chosen.snapshot_id,
+            cell=chosen.cell,
         )
     )
     state.metrics.allocations.inc()  # one impression event each
@@ -54,4 +55,5 @@ async def allocate(body: AllocateRequest, request: Request) -> JSONResponse:
         "propensity": chosen.propensity,
         "token": token,
         "expires_at": expires_at,
+        "cell": chosen.cell,
     })
