@@ -157,7 +157,8 @@ def test_impressions_carry_cell_and_snapshot_and_results_are_per_cell(
     assert new["cell"] == "device=ios|placement=news"
 
     # the console's campaign page shows the cell table
-    assert client.post("/ui/login", data={"token": "test-admin-token-0123456789abcdef"}).status_code == 200
+    token = ADMIN["Authorization"].removeprefix("Bearer ")
+    assert client.post("/ui/login", data={"token": token}).status_code == 200
     page = client.get(f"/ui/campaigns/{cid}").text
     assert 'id="cells"' in page and "device, placement" in page
     assert page.index('data-cell="device=ios"') < page.index('data-cell="device=android"')
