@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,8 @@ _MOVE_STAGE = (
     f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staged "
     "ON CONFLICT (event_id) DO NOTHING RETURNING variant_id, type, value"
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -209,6 +212,9 @@ def store_dead_letters(session: Session, rejected: Sequence[Rejected]) -> None:
         index_elements=["topic", "kafka_partition", "kafka_offset"]
     )
     session.execute(stmt, [_dead_letter_row(r.message, r.reason) for r in rejected])
+    for r in rejected:
+        logger.warning("dead letter %s[%d]@%d: %s", r.message.topic, r.message.partition,
+                       r.message.offset, r.reason)
 
 
 def _dead_letter_row(msg: RawMessage, reason: str) -> dict[str, Any]:
