@@ -38,7 +38,16 @@ def test_lag_that_does_not_move_is_a_stall_and_progress_clears_it() -> None:
 def test_no_lag_is_never_a_stall() -> None:
     health = IngestHealth(stall_s=1)
     health.observe({0: 7}, {0: 7}, frozenset(), now=0)
+    health.observe({0: 9}, {0: 8}, frozenset(), now=5)  # Tansu: the end trails the last record
     assert health.judge(now=1000)
+
+
+def test_a_log_whose_end_goes_back_was_lost_and_new_messages_unread_are_a_stall() -> None:
+    health = IngestHealth(stall_s=10)
+    assert health.observe({0: 300}, {0: 300}, frozenset({0}), now=0) == []
+    assert health.observe({0: 300}, {0: 2}, frozenset({0}), now=5) == [0]  # broker restarted
+    assert health.observe({0: 300}, {0: 40}, frozenset({0}), now=15) == []  # unread since
+    assert health.stuck(now=15) == [0]
 
 
 def _produce(settings: Settings, n: int) -> None:

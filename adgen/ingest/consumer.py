@@ -86,6 +86,9 @@ class IngestConsumer:
         self._backoff = Backoff(settings.ingest_retry_initial_s, settings.ingest_retry_max_s)
         self._directory = VariantDirectory()
         self._pending: dict[tuple[str, int], int] = {}
+        # Partitions to read again from the beginning: their log was lost (Kafka would answer
+        # OffsetOutOfRange; Tansu answers nothing at all, and ingest would wait for ever).
+        self._rewind: set[int] = set()
         self._consumer: KafkaConsumer | None = None
         # One writer thread stores batch k while the caller's thread polls batch k + 1.
         self._writer: ThreadPoolExecutor | None = None
@@ -252,11 +255,15 @@ class IngestConsumer:
             logger.warning("cannot measure ingest lag (%s); judging on the last measurement",
                            exc)
         else:
-            self.health.observe(
+            shrunk = self.health.observe(
                 committed,
                 {tp.partition: offset for tp, offset in ends.items()},
                 frozenset(tp.partition for tp in consumer.assignment()),
             )
+            if shrunk:
+                logger.warning("partitions %s: the log's end went back (the broker lost its "
+                               "log?); reading them again from the beginning", shrunk)
+                self._rewind.update(shrunk)
             self.metrics.refresh()
         return self.health.judge()
 
@@ -278,6 +285,13 @@ class IngestConsumer:
             max_records=self.settings.ingest_batch_size,
         )
         self.partitions = frozenset(tp.partition for tp in consumer.assignment())
+        if self._rewind & self.partitions:
+            for tp in consumer.assignment():
+                if tp.partition in self._rewind:
+                    consumer.seek_to_beginning(tp)
+                    self._rewind.discard(tp.partition)
+                    self._pending.pop((tp.topic, tp.partition), None)
+                    records.pop(tp, None)  # from the old position: read again from the start
         messages = [
             RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
             for batch in records.values()

@@ -26,8 +26,10 @@ logger = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _PartitionState:
     committed: int
+    end: int
     lag: int
-    moved_at: float
+    moved_at: float  # when the committed offset last moved
+    end_at_move: int  # the end offset then
 
 
 @dataclass(slots=True)
@@ -46,19 +48,29 @@ class IngestHealth:
         end_offsets: Mapping[int, int],
         assigned: frozenset[int],
         now: float | None = None,
-    ) -> None:
-        """Record one measurement: the group's committed offsets and the end offsets."""
+    ) -> list[int]:
+        """Record one measurement: the group's committed offsets and the end offsets.
+
+        Returns the partitions whose end offset went back: a log never shrinks, so the
+        broker lost it (a restarted embedded broker keeps nothing) and it must be read
+        again from its beginning.
+        """
         now = time.monotonic() if now is None else now
         self.assigned = assigned
+        shrunk: list[int] = []
         for partition, end in end_offsets.items():
             done = committed.get(partition, 0)
-            lag = max(0, end - done)
             previous = self._partitions.get(partition)
-            if previous is None or previous.committed != done or previous.lag == 0:
-                moved_at = now  # progress, or lag that has only just appeared
+            if previous is not None and end < previous.end:
+                shrunk.append(partition)
+            if previous is None or previous.committed != done or end < previous.end:
+                moved_at, end_at_move = now, end  # progress (or the first look)
             else:
-                moved_at = previous.moved_at
-            self._partitions[partition] = _PartitionState(done, lag, moved_at)
+                moved_at, end_at_move = previous.moved_at, previous.end_at_move
+            self._partitions[partition] = _PartitionState(
+                done, end, max(0, end - done), moved_at, end_at_move
+            )
+        return shrunk
 
     @property
     def lag(self) -> dict[int, int]:
@@ -66,10 +78,13 @@ class IngestHealth:
         return {p: s.lag for p, s in sorted(self._partitions.items())}
 
     def stuck(self, now: float | None = None) -> list[int]:
-        """Partitions with lag whose committed offset has not moved for ``stall_s``."""
+        """Partitions whose committed offset has not moved for ``stall_s`` although they hold
+        lag or new messages arrived meanwhile (Tansu's end offsets trail the last record, so
+        a committed offset past the end is normal there until the end moves on)."""
         now = time.monotonic() if now is None else now
         return sorted(
-            p for p, s in self._partitions.items() if s.lag and now - s.moved_at >= self.stall_s
+            p for p, s in self._partitions.items()
+            if now - s.moved_at >= self.stall_s and (s.lag or s.end > s.end_at_move)
         )
 
     def judge(self, now: float | None = None) -> bool:
@@ -90,7 +105,7 @@ class IngestHealth:
         now = time.monotonic() if now is None else now
         self.rejoins += 1
         for state in self._partitions.values():
-            state.moved_at = now
+            state.moved_at, state.end_at_move = now, state.end
 
 
 class IngestMetrics:
