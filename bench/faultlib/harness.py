@@ -7,9 +7,12 @@ Every process is started here and stopped by its pid; nothing else is touched.
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -64,13 +67,30 @@ def shared_pg_database() -> Iterator[str]:
 
 class PrivateCluster:
     """A throwaway PostgreSQL cluster of our own (initdb + pg_ctl on a free port), so that
-    a scenario can stop and start it without touching the shared server."""
+    a scenario can stop and start it without touching the shared server. PostgreSQL
+    refuses to run as root: then its binaries run as the ``postgres`` user, in a folder
+    of its own."""
 
-    def __init__(self, folder: Path) -> None:
-        self.data = folder / "pgdata"
-        self.sockets = folder / "pgsock"
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="adgen-fault-pg-"))
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self.data = self.folder / "pgdata"
+        self.sockets = self.folder
         self.port = free_port()
-        self.log = folder / "postgres.log"
+        self.log = self.folder / "postgres.log"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, capture_output=True)
+
+    def remove(self) -> None:
+        """Stop the server if it runs and delete the cluster's folder."""
+        if self.running():
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     @property
     def url(self) -> str:
@@ -79,25 +99,23 @@ class PrivateCluster:
 
     def init(self) -> PrivateCluster:
         """initdb, start, create and migrate the ``adgen`` database."""
-        self.sockets.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                        "-A", "trust", "--no-sync"], check=True, capture_output=True)
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                  "--no-sync")
         self.start()
-        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                        "-U", "postgres", "adgen"], check=True, capture_output=True)
+        self._run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                  "-U", "postgres", "adgen")
         migrate.upgrade(self.url)
         return self
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                        "-o", options, "-w", "start"], check=True, capture_output=True)
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o",
+                  options, "-w", "start")
 
     def stop(self) -> None:
         """Stop the server (fast mode: open connections are cut)."""
-        subprocess.run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
-                        "stop"], check=True, capture_output=True)
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def running(self) -> bool:
         """True while the server's pid file says it runs."""

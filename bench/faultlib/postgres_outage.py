@@ -31,7 +31,7 @@ OUTAGES = 2
 def run(workdir: Path, quick: bool, seed: int) -> FaultResult:
     """Traffic; stop PostgreSQL, wait, start it; twice; then count."""
     phase_s = 2.0 if quick else 10.0
-    cluster = PrivateCluster(workdir).init()
+    cluster = PrivateCluster().init()
     try:
         with EmbeddedBroker() as broker:
             campaign, _ = make_campaign(cluster.url)
@@ -60,5 +60,4 @@ def run(workdir: Path, quick: bool, seed: int) -> FaultResult:
                 accepted=traffic.accepted,
             )
     finally:
-        if cluster.running():
-            cluster.stop()
+        cluster.remove()
