@@ -1,19 +1,22 @@
 """A write-ahead spool on disk for events the broker has not acknowledged.
 
-Design (after Vector's disk buffer v2 and Sentry Relay's envelope spool): the spool is a
-folder of append-only segment files ``NNNNNNNNNNNN.seg``. A record is a header
-``(payload length, append time, crc32)`` followed by the payload (key length, key, value).
-Appends go to the newest segment and are fsynced in batches (every ``fsync_batch``
-records, and whenever the writer calls ``sync``); a segment is rotated once it exceeds
-``segment_bytes``. The reader keeps one cursor (segment, byte offset) in memory: it reads
-a batch, the caller sends it, and only after the broker acknowledged it does ``commit``
-move the cursor and delete the segments that lie wholly before it. Unlike Vector there is
-no separate ledger file: after a restart every remaining segment is replayed from its
-start, so a batch acknowledged just before a crash may be sent again, which is harmless
-because ingest stores each ``event_id`` once. Like Relay, the bound is in bytes and is
-checked when an event is admitted (``full``); the API then answers 503 instead of
-accepting what it could not keep. Records already admitted are always written, so the
-folder may exceed the bound by what was in memory at that moment.
+Design, after two reference designs: Vector's disk buffer (v2) keeps append-only data
+files of checksummed records plus a ledger of reader/writer positions and deletes a data
+file once every record in it was acknowledged; Sentry Relay's envelope spool writes
+batches into SQLite, is bounded by ``max_disk_size`` and drops new envelopes once that is
+reached. adgen takes Vector's shape without the ledger and Relay's byte bound without the
+dropping. The spool is a folder of append-only segment files ``NNNNNNNNNNNN.seg``; a
+record is a header ``(payload length, append time, crc32)`` and the payload (key length,
+key, value). Appends go to the newest segment and are fsynced in batches (every
+``fsync_batch`` records, and whenever the writer calls ``sync``); a segment is rotated
+once it exceeds ``segment_bytes``. The reader keeps one cursor (segment, byte offset) in
+memory: it reads a batch, the caller sends it, and only after the broker acknowledged it
+does ``commit`` move the cursor and delete the segments wholly before it. With no ledger,
+a restart replays every remaining segment from its start, so a batch acknowledged just
+before a crash may be sent again: harmless, ingest stores each ``event_id`` once. The
+bound is in bytes and is checked when an event is admitted (``full``): the API then
+answers 503 rather than accept what it could not keep. Records already admitted are
+always written, so the folder may exceed the bound by what was in memory at that moment.
 
 On open, every segment is scanned; a torn or corrupt record (a crash in mid-write, a bad
 disk block) ends its segment: the file is truncated there with a WARNING naming the file,
