@@ -89,6 +89,7 @@ class IngestConsumer:
         # Partitions to read again from the beginning: their log was lost (Kafka would answer
         # OffsetOutOfRange; Tansu answers nothing at all, and ingest would wait for ever).
         self._rewind: set[int] = set()
+        self._schema_checked = False
         self._consumer: KafkaConsumer | None = None
         # One writer thread stores batch k while the caller's thread polls batch k + 1.
         self._writer: ThreadPoolExecutor | None = None
@@ -102,7 +103,9 @@ class IngestConsumer:
     def _connect(self) -> KafkaConsumer:
         if self._consumer is not None:
             return self._consumer
-        self._require_schema()
+        if not self._schema_checked:  # once: a rejoin during a database outage must not fail
+            self._require_schema()
+            self._schema_checked = True
         ensure_topic(self.bootstrap, self.topic, self.settings.topic_partitions)
         session_ms = self.settings.ingest_session_timeout_ms
         try:

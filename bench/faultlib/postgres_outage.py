@@ -38,6 +38,8 @@ def run(workdir: Path, quick: bool, seed: int) -> FaultResult:
             env = adgen_env(workdir, cluster.url, broker.bootstrap)
             api, base = start_api(env, workdir)
             ingest = start_ingest(env, workdir)
+            heartbeat = workdir / "var" / "ingest.heartbeat"
+            wait_until(heartbeat.exists, 60, "ingest to join (its first heartbeat)")
             traffic = Traffic(base, campaign).start()
             try:
                 for _ in range(OUTAGES):
