@@ -46,6 +46,7 @@ def main() -> None:
                         help="run only this scenario (repeatable)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)  # reconnect chatter while faults last
     scenarios = discover()
     unknown = sorted(set(args.only) - set(scenarios))
     if unknown:
