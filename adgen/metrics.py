@@ -101,6 +101,12 @@ class ApiMetrics:
         failures_total.set_function(
             lambda: float(_read(shipper, lambda s: s.delivery_failures))
         )
+        unspooled = Gauge(
+            "adgen_spool_write_failures",
+            "Events the spool could not write (a failing disk): events lost. Alert on > 0.",
+            registry=self.registry,
+        )
+        unspooled.set_function(lambda: float(_read(shipper, lambda s: s.spool_write_failures)))
 
     def render(self) -> bytes:
         """The exposition text."""

@@ -55,5 +55,6 @@ def test_a_full_spool_answers_503_and_metrics_show_the_spool(
 
     text = client.get("/metrics").text
     for name in ("adgen_spool_events 0.0", "adgen_spool_bytes 0.0",
-                 "adgen_oldest_unacknowledged_event_age_seconds", "adgen_delivery_failures"):
+                 "adgen_oldest_unacknowledged_event_age_seconds", "adgen_delivery_failures",
+                 "adgen_spool_write_failures 0.0"):
         assert name in text

@@ -195,3 +195,26 @@ def test_what_is_spooled_at_shutdown_is_replayed_by_the_next_start(tmp_path: Pat
     again.flush(timeout_s=10)
     assert factory.broker == [f"click-{i}" for i in range(30)]
     again.close()
+
+
+def test_a_failing_disk_is_logged_and_counted_and_shipping_carries_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    factory = Factory()
+    shipper = _shipper(tmp_path, factory)
+    factory.made[0].fail_ids.add("click-0")
+    factory.down = True
+
+    def disk_full(key: bytes | None, value: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shipper.spool, "append", disk_full)
+    shipper.ship(_event(0))
+    _wait(lambda: shipper.spool_write_failures == 1)
+    assert any("could not be written to the spool" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()  # the disk has room again: the threads are still alive
+    shipper.ship(_event(1))
+    factory.down = False
+    shipper.flush(timeout_s=10)
+    assert factory.broker == ["click-1"]
+    shipper.close()

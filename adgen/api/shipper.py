@@ -91,6 +91,8 @@ class EventShipper:
         self.delivery_failures = 0
         #: Producers thrown away after a failure.
         self.rebuilds = 0
+        #: Events the spool could not write (a failing disk): the only way one is lost.
+        self.spool_write_failures = 0
         self._connect = connect
         self._on_failure = on_failure
         self._lock = threading.Lock()
@@ -171,7 +173,7 @@ class EventShipper:
         with self._lock:
             producer = self._producer
             if producer is None or self.spool.records:
-                self.spool.append(key, value)  # behind what waits there: order is kept
+                self._to_spool(key, value)  # behind what waits there: order is kept
                 return
             seq = next(self._seq)
             self._in_flight[seq] = _Sent(key, value, time.monotonic())
@@ -180,13 +182,23 @@ class EventShipper:
         except BusError as exc:
             self._delivered(seq, exc)
 
+    def _to_spool(self, key: bytes, value: bytes) -> None:
+        """Append to the spool; a disk that fails is logged and counted, and the shipping
+        threads carry on (the event is then lost: ``spool_write_failures`` says how many)."""
+        try:
+            self.spool.append(key, value)
+        except OSError as exc:
+            self.spool_write_failures += 1
+            logger.error("event for impression %s could not be written to the spool %s and is "
+                         "lost: %s", key.decode(errors="replace"), self.spool.directory, exc)
+
     def _delivered(self, seq: int, exc: BaseException | None) -> None:
         """A delivery report (kafka-python's I/O thread): forget the event, or spool it."""
         with self._lock:
             sent = self._in_flight.pop(seq, None)
             if sent is None or exc is None:
                 return  # acknowledged, or already spooled when its producer was discarded
-            self.spool.append(sent.key, sent.value)
+            self._to_spool(sent.key, sent.value)
             self.delivery_failures += 1
             if self._discard_reason is None:
                 self._discard_reason = f"delivery failed: {exc!r}"
@@ -227,7 +239,7 @@ class EventShipper:
             stuck = list(self._in_flight.values())
             self._in_flight.clear()
             for sent in stuck:
-                self.spool.append(sent.key, sent.value)
+                self._to_spool(sent.key, sent.value)
         self.spool.sync()
         return producer, len(stuck)
 
