@@ -53,6 +53,10 @@ def test_a_full_spool_answers_503_and_metrics_show_the_spool(
     assert click.status_code == 503 and "spool is full" in click.json()["detail"]
     assert shipper.pending == 0 and shipper.spool.records == 0  # refused, not queued
 
+    spec = client.get("/openapi.json").json()["paths"]
+    assert "503" in spec["/v1/allocate"]["post"]["responses"]
+    assert "503" in spec["/v1/events"]["post"]["responses"]
+
     text = client.get("/metrics").text
     for name in ("adgen_spool_events 0.0", "adgen_spool_bytes 0.0",
                  "adgen_oldest_unacknowledged_event_age_seconds", "adgen_delivery_failures",
