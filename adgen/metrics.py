@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,6 +30,9 @@ from adgen.srm import SrmResult, campaign_srm
 logger = logging.getLogger(__name__)
 #: SRM gauges are recomputed at most this often (each test reads a campaign's impressions).
 SRM_GAUGE_MAX_AGE_S = 60.0
+
+if TYPE_CHECKING:
+    from adgen.api.shipper import EventShipper
 
 EVENT_TYPES = ("click", "conversion")  # impressions: one per allocation
 ERROR_KINDS = ("validation", "not_found", "conflict", "token", "auth", "storage", "bus", "config")
@@ -59,9 +63,9 @@ class ApiMetrics:
         self.events = {t: events.labels(type=t) for t in EVENT_TYPES}
         self.errors = {k: errors.labels(kind=k) for k in ERROR_KINDS}
 
-    def track(self, allocator: Allocator, pending_events: Callable[[], int]) -> None:
+    def track(self, allocator: Allocator, shipper: Callable[[], EventShipper | None]) -> None:
         """Export the allocator's refresh age, degraded flag and refresh failures, and the
-        number of events waiting for the producer."""
+        delivery state of events: queued, spooled, oldest unacknowledged, failures."""
         age = Gauge(
             "adgen_posterior_refresh_age_seconds",
             "Seconds since posteriors were last loaded (+Inf before the first load).",
@@ -85,7 +89,37 @@ class ApiMetrics:
             "Events queued in the API and not yet handed to the Kafka producer.",
             registry=self.registry,
         )
-        pending.set_function(lambda: float(pending_events()))
+        pending.set_function(lambda: float(_read(shipper, lambda s: s.pending)))
+        spooled = Gauge(
+            "adgen_spool_events",
+            "Events in the write-ahead spool, waiting for the broker.",
+            registry=self.registry,
+        )
+        spooled.set_function(lambda: float(_read(shipper, lambda s: s.spool.records)))
+        spool_bytes = Gauge(
+            "adgen_spool_bytes", "Bytes of the write-ahead spool on disk.", registry=self.registry
+        )
+        spool_bytes.set_function(lambda: float(_read(shipper, lambda s: s.spool.size_bytes)))
+        oldest = Gauge(
+            "adgen_oldest_unacknowledged_event_age_seconds",
+            "Age of the oldest event the broker has not acknowledged (in flight or spooled).",
+            registry=self.registry,
+        )
+        oldest.set_function(lambda: _read(shipper, lambda s: s.oldest_unacknowledged_age_s()))
+        failures_total = Gauge(
+            "adgen_delivery_failures",
+            "Events the broker refused or did not acknowledge in time since start (spooled).",
+            registry=self.registry,
+        )
+        failures_total.set_function(
+            lambda: float(_read(shipper, lambda s: s.delivery_failures))
+        )
+        unspooled = Gauge(
+            "adgen_spool_write_failures",
+            "Events the spool could not write (a failing disk): events lost. Alert on > 0.",
+            registry=self.registry,
+        )
+        unspooled.set_function(lambda: float(_read(shipper, lambda s: s.spool_write_failures)))
 
     def track_srm(self, sessions: sessionmaker[Session]) -> None:
         """Export each active campaign's sample-ratio-mismatch p-value and flag (computed
@@ -95,6 +129,14 @@ class ApiMetrics:
     def render(self) -> bytes:
         """The exposition text."""
         return generate_latest(self.registry)
+
+
+def _read(
+    shipper: Callable[[], EventShipper | None], get: Callable[[EventShipper], float]
+) -> float:
+    """``get`` of the running shipper; 0 while there is none."""
+    current = shipper()
+    return 0.0 if current is None else get(current)
 
 
 class SrmCollector(Collector):

@@ -228,6 +228,40 @@ class Settings(BaseSettings):
         "cells that agree with the campaign are pooled this strongly.",
     )
 
+    # --- event delivery: the API's spool -----------------------------------------------
+    spool_dir: Path | None = Field(
+        None, description="Write-ahead spool of unacknowledged events; unset = VAR_DIR/spool."
+    )
+    spool_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bound of the spool on disk; once reached, /v1/events and /v1/allocate "
+        "answer 503 until the broker takes events again.",
+    )
+    spool_fsync_batch: int = Field(
+        256, ge=1, description="Spooled events written between two fsyncs (and at each drain)."
+    )
+    delivery_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="An event the broker has not acknowledged after this long is spooled and "
+        "the producer rebuilt.",
+    )
+    unacked_degraded_s: float = Field(
+        3.0, gt=0, description="/readyz says degraded while an event waits longer than this."
+    )
+
+    # --- ingest health -----------------------------------------------------------------
+    ingest_stall_s: float = Field(
+        60.0,
+        gt=0,
+        description="Ingest holding lag but storing nothing for this long reports itself "
+        "unhealthy (heartbeat stops) and rejoins the group.",
+    )
+    ingest_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of ingest's own /metrics; unset = none."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _url_not_blank(cls, v: str | None) -> str | None:
@@ -276,6 +310,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True only on the one-machine defaults: SQLite AND the bundled broker."""
         return self.db_url.startswith("sqlite") and self.kafka_bootstrap is None
+
+    @property
+    def spool_path(self) -> Path:
+        """The API's write-ahead spool folder in force."""
+        return self.spool_dir if self.spool_dir is not None else self.var_dir / "spool"
 
     @property
     def models_dir(self) -> Path:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from adgen.db.engine import make_engine, session_factory
 from adgen.errors import AdgenError
-from adgen.ingest.consumer import IngestConsumer
+from adgen.ingest.service import run_ingest
 from adgen.settings import get_settings
 from adgen.signals import stop_on_signals
 
 logger = logging.getLogger("services.ingest")
-#: Touched every few seconds under ADGEN_VAR_DIR; docker-compose's health check reads its age.
-HEARTBEAT_NAME = "ingest.heartbeat"
 
 
 def main() -> None:
@@ -23,14 +20,7 @@ def main() -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     stop = stop_on_signals()
     try:
-        settings = get_settings()
-        engine = make_engine(settings.db_url)
-        try:
-            IngestConsumer(settings, session_factory(engine)).run(
-                stop, heartbeat_file=settings.var_dir / HEARTBEAT_NAME
-            )
-        finally:
-            engine.dispose()
+        run_ingest(get_settings(), stop)
     except AdgenError as exc:
         logger.error("ingest service cannot run: %s", exc)
         raise SystemExit(2) from exc

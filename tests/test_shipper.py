@@ -1,18 +1,25 @@
-"""The event shipper: order kept, back-pressure when the broker stalls, failures counted.
+"""The event shipper: order kept, back-pressure, and nothing lost when the broker does not
+acknowledge: such events are spooled, the producer is rebuilt and the spool replayed.
 
-The producer here is a stand-in at the Kafka boundary (the API tests use the real one).
+The producer here is a stand-in at the Kafka boundary (the API and fault tests use the
+real one and the real broker).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from adgen.api.shipper import EventShipper
+from adgen.bus.producer import DeliveryCallback
+from adgen.bus.spool import Spool
 from adgen.errors import BusError
-from adgen.events import Event
+from adgen.events import Event, decode_event
 
 
 def _event(i: int) -> Event:
@@ -21,62 +28,193 @@ def _event(i: int) -> Event:
 
 
 class StubProducer:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
+    """Acknowledges at once, unless told to refuse ids, to never answer, or to block."""
+
+    def __init__(self, broker: list[str]) -> None:
+        self.broker = broker  # what "the broker" acknowledged, shared by successive producers
         self.gate = threading.Event()
         self.gate.set()
         self.fail_ids: set[str] = set()
-        self.flushed = self.closed = 0
+        self.silent = False
+        self.closed = 0
+        self.unanswered: list[DeliveryCallback] = []
 
-    def send(self, event: Event) -> None:
+    def send_raw(self, key: bytes | None, value: bytes, on_done: DeliveryCallback | None = None
+                 ) -> None:
         self.gate.wait(10)
-        if event.event_id in self.fail_ids:
-            raise BusError("buffer full")
-        self.sent.append(event.event_id)
+        event_id = decode_event(value).event_id
+        assert on_done is not None
+        if self.silent:
+            self.unanswered.append(on_done)
+        elif event_id in self.fail_ids:
+            on_done(BusError("InitProducerIdResponse: [Error -1] UnknownError"))
+        else:
+            self.broker.append(event_id)
+            on_done(None)
 
     def flush(self, timeout_s: float | None = None) -> None:
-        self.flushed += 1
+        return None
 
-    def close(self) -> None:
+    def close(self, timeout_s: float | None = None) -> None:
         self.closed += 1
+        for callback in self.unanswered:  # kafka-python aborts what it still holds
+            callback(BusError("Producer is closed forcefully."))
+        self.unanswered.clear()
 
 
-def test_events_reach_the_producer_in_order_and_flush_waits_for_them() -> None:
-    producer = StubProducer()
-    shipper = EventShipper(producer)  # type: ignore[arg-type]
+class Factory:
+    """``connect`` for the shipper: a new stub producer each call (the broker may be down)."""
+
+    def __init__(self) -> None:
+        self.broker: list[str] = []
+        self.made: list[StubProducer] = []
+        self.down = False
+        self.configure: Callable[[StubProducer], None] = lambda p: None
+
+    def __call__(self) -> StubProducer:
+        if self.down:
+            raise BusError("cannot reach the Kafka cluster")
+        producer = StubProducer(self.broker)
+        self.configure(producer)
+        self.made.append(producer)
+        return producer
+
+
+def _shipper(tmp_path: Path, factory: Factory, **kwargs: object) -> EventShipper:
+    spool = Spool(tmp_path / "spool", max_bytes=int(kwargs.pop("max_bytes", 1 << 20)))  # type: ignore[call-overload]
+    return EventShipper(factory, spool, producer=factory(), **kwargs)  # type: ignore[arg-type]
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_events_reach_the_broker_in_order_and_flush_waits_for_them(tmp_path: Path) -> None:
+    factory = Factory()
+    shipper = _shipper(tmp_path, factory)
     for i in range(500):
         shipper.ship(_event(i))
     shipper.flush(timeout_s=10)
-    assert producer.sent == [f"click-{i}" for i in range(500)]
-    assert producer.flushed == 1 and shipper.pending == 0
+    assert factory.broker == [f"click-{i}" for i in range(500)]
+    assert shipper.pending == 0 and shipper.unacknowledged == 0 and shipper.spool.records == 0
     shipper.close()
-    assert producer.closed == 1
+    assert factory.made[0].closed == 1
 
 
-def test_a_stalled_broker_gets_back_pressure_not_an_unbounded_queue() -> None:
-    producer = StubProducer()
-    producer.gate.clear()  # the producer blocks, as kafka-python does when its buffer is full
-    shipper = EventShipper(producer, max_pending=10)  # type: ignore[arg-type]
+def test_a_stalled_producer_gets_back_pressure_not_an_unbounded_queue(tmp_path: Path) -> None:
+    factory = Factory()
+    factory.configure = lambda p: p.gate.clear()  # blocks, as kafka-python does when full
+    shipper = _shipper(tmp_path, factory, max_pending=10)
     accepted = 0
     with pytest.raises(BusError, match="10 events are waiting"):
         for i in range(100):
             shipper.ship(_event(i))
             accepted += 1
     assert 10 <= accepted <= 11  # one may already be in the producer's hands
-    producer.gate.set()
+    factory.made[0].gate.set()
     shipper.flush(timeout_s=10)
-    assert producer.sent == [f"click-{i}" for i in range(accepted)]
+    assert factory.broker == [f"click-{i}" for i in range(accepted)]
     shipper.close()
 
 
-def test_refused_events_are_counted_and_the_rest_still_go() -> None:
-    producer = StubProducer()
-    producer.fail_ids = {"click-3"}
+def test_a_failed_delivery_is_spooled_the_producer_rebuilt_and_nothing_lost(
+    tmp_path: Path,
+) -> None:
+    factory = Factory()
     failures: list[int] = []
-    shipper = EventShipper(producer, on_failure=lambda: failures.append(1))  # type: ignore[arg-type]
-    for i in range(6):
+    factory.configure = lambda p: p.fail_ids.update({"click-3"} if not factory.made else set())
+    shipper = _shipper(tmp_path, factory, on_failure=lambda: failures.append(1))
+    for i in range(50):
         shipper.ship(_event(i))
     shipper.flush(timeout_s=10)
-    assert producer.sent == ["click-0", "click-1", "click-2", "click-4", "click-5"]
-    assert shipper.failed == 1 and failures == [1]
+    # every event reached the broker exactly once; click-3 through the spool, after the
+    # events the first producer had already delivered
+    assert sorted(factory.broker) == sorted(f"click-{i}" for i in range(50))
+    assert len(factory.broker) == 50
+    assert shipper.delivery_failures >= 1 and failures
+    assert len(factory.made) == 2 and factory.made[0].closed == 1 and shipper.rebuilds == 1
+    assert shipper.spool.records == 0
+    shipper.close()
+
+
+def test_unacknowledged_events_are_spooled_after_the_delivery_timeout_and_replayed(
+    tmp_path: Path,
+) -> None:
+    factory = Factory()
+    factory.configure = lambda p: setattr(p, "silent", not factory.made)  # first never answers
+    shipper = _shipper(tmp_path, factory, delivery_timeout_s=0.3)
+    for i in range(20):
+        shipper.ship(_event(i))
+    _wait(lambda: shipper.unacknowledged == 20)
+    assert shipper.oldest_unacknowledged_age_s() >= 0
+    shipper.flush(timeout_s=10)
+    assert factory.broker == [f"click-{i}" for i in range(20)]  # replayed in order
+    assert shipper.delivery_failures == 20 and shipper.rebuilds == 1
+    shipper.close()
+
+
+def test_while_the_broker_is_away_events_wait_in_the_spool_and_a_full_spool_refuses(
+    tmp_path: Path,
+) -> None:
+    factory = Factory()
+    shipper = _shipper(tmp_path, factory, max_bytes=64 * 1024)
+    factory.made[0].fail_ids.add("click-0")
+    factory.down = True
+    shipper.ship(_event(0))
+    _wait(lambda: shipper.spool.records == 1)
+    accepted = 1
+    with pytest.raises(BusError, match="spool is full"):
+        for i in range(1, 100_000):
+            shipper.ship(_event(i))
+            accepted += 1
+            if i % 100 == 0:  # let the drain thread write what was accepted
+                _wait(lambda: shipper.pending == 0)
+    _wait(lambda: shipper.pending == 0)
+    assert shipper.spool.records == accepted  # every accepted event is on disk
+    assert factory.broker == []
+    factory.down = False  # the broker is back: everything goes, in order
+    shipper.flush(timeout_s=30)
+    assert factory.broker == [f"click-{i}" for i in range(accepted)]
+    shipper.ship(_event(accepted))  # and events are accepted again
+    shipper.close()
+
+
+def test_what_is_spooled_at_shutdown_is_replayed_by_the_next_start(tmp_path: Path) -> None:
+    factory = Factory()
+    factory.down = True
+    shipper = EventShipper(factory, Spool(tmp_path / "spool", max_bytes=1 << 20))
+    for i in range(30):
+        shipper.ship(_event(i))
+    shipper.close(timeout_s=1)
+    assert factory.broker == []
+    factory.down = False
+    again = EventShipper(factory, Spool(tmp_path / "spool", max_bytes=1 << 20))
+    again.flush(timeout_s=10)
+    assert factory.broker == [f"click-{i}" for i in range(30)]
+    again.close()
+
+
+def test_a_failing_disk_is_logged_and_counted_and_shipping_carries_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    factory = Factory()
+    shipper = _shipper(tmp_path, factory)
+    factory.made[0].fail_ids.add("click-0")
+    factory.down = True
+
+    def disk_full(key: bytes | None, value: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shipper.spool, "append", disk_full)
+    shipper.ship(_event(0))
+    _wait(lambda: shipper.spool_write_failures == 1)
+    assert any("could not be written to the spool" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()  # the disk has room again: the threads are still alive
+    shipper.ship(_event(1))
+    factory.down = False
+    shipper.flush(timeout_s=10)
+    assert factory.broker == ["click-1"]
     shipper.close()

@@ -18,6 +18,7 @@ from adgen.api.schemas import ERROR_RESPONSES
 from adgen.api.shipper import EventShipper
 from adgen.api.state import AppState
 from adgen.bus.producer import EventProducer
+from adgen.bus.spool import Spool
 from adgen.bus.topics import ensure_topic
 from adgen.db.engine import make_engine, session_factory
 from adgen.errors import ConfigError
@@ -71,16 +72,28 @@ def create_app(
         signer=signer,
     )
 
+    def connect() -> EventProducer:
+        # the topic again: a restarted embedded broker has forgotten it
+        ensure_topic(bootstrap, settings.events_topic, settings.topic_partitions)
+        return EventProducer(
+            bootstrap,
+            settings.events_topic,
+            max_block_ms=PRODUCER_MAX_BLOCK_MS,
+            linger_ms=PRODUCER_LINGER_MS,
+        )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        ensure_topic(bootstrap, settings.events_topic, settings.topic_partitions)
+        spool = Spool(
+            settings.spool_path,
+            max_bytes=settings.spool_max_bytes,
+            fsync_batch=settings.spool_fsync_batch,
+        )
         state.shipper = EventShipper(
-            EventProducer(
-                bootstrap,
-                settings.events_topic,
-                max_block_ms=PRODUCER_MAX_BLOCK_MS,
-                linger_ms=PRODUCER_LINGER_MS,
-            ),
+            connect,
+            spool,
+            producer=connect(),
+            delivery_timeout_s=settings.delivery_timeout_s,
             on_failure=metrics.errors["bus"].inc,
         )
         try:
@@ -105,7 +118,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.adgen = state
-    metrics.track(allocator, lambda: state.shipper.pending if state.shipper else 0)
+    metrics.track(allocator, lambda: state.shipper)
     metrics.track_srm(sessions)
     errors.install(app)
     for router in (allocate.router, events.router, campaigns.router, health.router,

@@ -62,6 +62,11 @@ class EmbeddedBroker:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (fault rehearsals kill it by pid)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def bootstrap(self) -> str:
         """``host:port`` for Kafka clients."""
         return f"127.0.0.1:{self.port}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from kafka import KafkaProducer
@@ -17,6 +18,9 @@ from adgen.errors import BusError
 from adgen.events import Event, encode_event
 
 logger = logging.getLogger(__name__)
+
+#: Called once per message when the broker acknowledged it (None) or it failed (the error).
+DeliveryCallback = Callable[[BaseException | None], None]
 
 
 class EventProducer:
@@ -53,13 +57,18 @@ class EventProducer:
         """Queue ``event`` for delivery (keyed by its impression id); does not wait."""
         self.send_raw(event.impression_id.encode(), encode_event(event))
 
-    def send_raw(self, key: bytes | None, value: bytes) -> None:
-        """Queue an already-encoded message (the demo and tests use it for bad input)."""
+    def send_raw(
+        self, key: bytes | None, value: bytes, on_done: DeliveryCallback | None = None
+    ) -> None:
+        """Queue an already-encoded message; ``on_done`` hears whether the broker took it."""
         try:
             future = self._producer.send(self.topic, key=key, value=value)
         except KafkaError as exc:
             raise BusError(f"cannot send to topic {self.topic!r}: {exc}") from exc
         future.add_errback(self._on_error)
+        if on_done is not None:
+            future.add_callback(lambda _metadata: on_done(None))
+            future.add_errback(on_done)
 
     def _on_error(self, exc: BaseException) -> None:
         with self._lock:
@@ -81,8 +90,12 @@ class EventProducer:
             raise BusError(f"{failed} event(s) were not delivered to {self.topic!r}: {first}")
 
     def close(self, timeout_s: float | None = 10.0) -> None:
-        """Flush what is queued and close the connection."""
-        self._producer.close(timeout=timeout_s)
+        """Flush what is queued and close the connection (``0`` aborts what is unsent:
+        its callbacks hear an error)."""
+        try:
+            self._producer.close(timeout=timeout_s)
+        except KafkaError as exc:
+            raise BusError(f"closing the producer for {self.topic!r} failed: {exc}") from exc
 
     def __enter__(self) -> EventProducer:
         return self

@@ -9,6 +9,7 @@ import typer
 from adgen.cli.output import console, print_table
 from adgen.db.engine import make_engine, session_factory
 from adgen.ingest.consumer import IngestConsumer
+from adgen.ingest.service import run_ingest
 from adgen.ingest.stats import IngestStats
 from adgen.settings import get_settings
 from adgen.signals import stop_on_signals
@@ -21,28 +22,29 @@ def ingest(
         "SIGTERM or Ctrl-C).",
     ),
 ) -> None:
-    """Consume the events topic into the database: idempotent, offsets after commit."""
-    settings = get_settings()
-    engine = make_engine(settings.db_url)
-    started = time.monotonic()
-    try:
-        with (
-            IngestConsumer(settings, session_factory(engine)) as consumer,
-            console.status(f"joining group {settings.consumer_group!r}…") as status,
-        ):
-            def show(s: IngestStats) -> None:
-                rate = s.messages / max(time.monotonic() - started, 1e-9)
-                status.update(
-                    f"{s.inserted:,} stored · {s.duplicates:,} duplicates · "
-                    f"{s.dead_letters:,} dead letters · {rate:,.0f} msg/s"
-                )
+    """Consume the events topic into the database: idempotent, offsets after commit.
 
-            if until_idle is None:
-                stats = consumer.run(stop_on_signals(), on_batch=show)
-            else:
-                stats = consumer.drain(until_idle, on_batch=show)
-    finally:
-        engine.dispose()
+    Until stopped, it touches VAR_DIR/ingest.heartbeat while healthy and serves /metrics
+    on ADGEN_INGEST_METRICS_PORT when set (as the ingest service does)."""
+    settings = get_settings()
+    started = time.monotonic()
+    with console.status(f"joining group {settings.consumer_group!r}…") as status:
+        def show(s: IngestStats) -> None:
+            rate = s.messages / max(time.monotonic() - started, 1e-9)
+            status.update(
+                f"{s.inserted:,} stored · {s.duplicates:,} duplicates · "
+                f"{s.dead_letters:,} dead letters · {rate:,.0f} msg/s"
+            )
+
+        if until_idle is None:
+            stats = run_ingest(settings, stop_on_signals(), on_batch=show)
+        else:
+            engine = make_engine(settings.db_url)
+            try:
+                with IngestConsumer(settings, session_factory(engine)) as consumer:
+                    stats = consumer.drain(until_idle, on_batch=show)
+            finally:
+                engine.dispose()
     _summary(stats, time.monotonic() - started)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 from contextlib import ExitStack
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -45,6 +47,10 @@ def run(
     settings.admin_token_value()  # refuse default secrets before starting anything
     settings.token_secret_value()
     check_schema(settings)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler
+    # that was there before: the default one would kill the process before the embedded
+    # broker is stopped, leaving it running. This one unwinds the stack instead.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         bootstrap = settings.kafka_bootstrap
         if bootstrap is None:
@@ -58,6 +64,10 @@ def run(
             access_log=access_log,
             log_config=None,  # keep the CLI's logging set-up
         )
+
+
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def serve(

@@ -39,6 +39,7 @@ from adgen.db.engine import transaction
 from adgen.db.migrate import current_revision
 from adgen.errors import BusError, ConfigError
 from adgen.ingest.batch import DecodedBatch, RawMessage, decode_batch, next_offsets
+from adgen.ingest.health import IngestHealth, IngestMetrics
 from adgen.ingest.retry import REFUSALS, Backoff, is_transient
 from adgen.ingest.stats import IngestStats
 from adgen.ingest.store import VariantDirectory, expire_held, store_batch, store_each
@@ -51,6 +52,10 @@ HEARTBEAT_INTERVAL_S = 5.0
 #: How often held clicks and conversions past their grace period are dead-lettered.
 EXPIRE_INTERVAL_S = 30.0
 COMMIT_TIMEOUT_MS = 30_000
+LAG_TIMEOUT_MS = 5_000
+#: Touched every few seconds under ADGEN_VAR_DIR while ingest is healthy; docker-compose's
+#: health check reads its age (``adgen ingest`` and ``services.ingest`` alike).
+HEARTBEAT_NAME = "ingest.heartbeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +85,18 @@ class IngestConsumer:
         self.bootstrap = settings.kafka_bootstrap
         self.topic = settings.events_topic
         self.stats = IngestStats()
+        self.health = IngestHealth(settings.ingest_stall_s)
+        self.metrics = IngestMetrics(self.health, self.stats)
         #: Partitions this member owned at its last poll.
         self.partitions: frozenset[int] = frozenset()
         self._sessions = sessions
         self._backoff = Backoff(settings.ingest_retry_initial_s, settings.ingest_retry_max_s)
         self._directory = VariantDirectory()
         self._pending: dict[tuple[str, int], int] = {}
+        # Partitions to read again from the beginning: their log was lost (Kafka would answer
+        # OffsetOutOfRange; Tansu answers nothing at all, and ingest would wait for ever).
+        self._rewind: set[int] = set()
+        self._schema_checked = False
         self._consumer: KafkaConsumer | None = None
         # One writer thread stores batch k while the caller's thread polls batch k + 1.
         self._writer: ThreadPoolExecutor | None = None
@@ -100,7 +111,9 @@ class IngestConsumer:
     def _connect(self) -> KafkaConsumer:
         if self._consumer is not None:
             return self._consumer
-        self._require_schema()
+        if not self._schema_checked:  # once: a rejoin during a database outage must not fail
+            self._require_schema()
+            self._schema_checked = True
         ensure_topic(self.bootstrap, self.topic, self.settings.topic_partitions)
         session_ms = self.settings.ingest_session_timeout_ms
         try:
@@ -169,7 +182,9 @@ class IngestConsumer:
 
         The batch in hand is stored and committed before returning. ``on_batch`` is called
         with the running totals after each stored batch; ``heartbeat_file`` is touched every
-        few seconds while the loop turns (a container health check reads its age).
+        few seconds while ingest is healthy (a container health check reads its age); a
+        member that holds lag and commits nothing for ``ingest_stall_s`` stops touching it
+        and rejoins the group.
         """
         self._connect()
         self._stop, self._on_batch = stop, on_batch
@@ -180,9 +195,13 @@ class IngestConsumer:
             while not stop.is_set():
                 self._step()
                 now = time.monotonic()
-                if heartbeat_file is not None and now - last_beat >= HEARTBEAT_INTERVAL_S:
-                    heartbeat_file.touch()
+                if now - last_beat >= HEARTBEAT_INTERVAL_S:
                     last_beat = now
+                    if self.check_health():
+                        if heartbeat_file is not None:
+                            heartbeat_file.touch()
+                    else:
+                        self.rejoin()
                 if now - last_log >= PROGRESS_LOG_INTERVAL_S:
                     if last_log:
                         self._log_progress()
@@ -231,6 +250,42 @@ class IngestConsumer:
         self._settle()
         return self.stats.since(before)
 
+    # --- health ------------------------------------------------------------------------
+    def check_health(self) -> bool:
+        """Measure lag and assignment (also for ``/metrics``); False when stalled."""
+        consumer = self._connect()
+        try:
+            partitions = consumer.partitions_for_topic(self.topic) or set()
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            ends = consumer.end_offsets(tps, timeout_ms=LAG_TIMEOUT_MS) if tps else {}
+            committed = {
+                tp.partition: consumer.committed(tp, timeout_ms=LAG_TIMEOUT_MS) or 0
+                for tp in tps
+            }
+        except KafkaError as exc:
+            logger.warning("cannot measure ingest lag (%s); judging on the last measurement",
+                           exc)
+        else:
+            shrunk = self.health.observe(
+                committed,
+                {tp.partition: offset for tp, offset in ends.items()},
+                frozenset(tp.partition for tp in consumer.assignment()),
+            )
+            if shrunk:
+                logger.warning("partitions %s: the log's end went back (the broker lost its "
+                               "log?); reading them again from the beginning", shrunk)
+                self._rewind.update(shrunk)
+            self.metrics.refresh()
+        return self.health.judge()
+
+    def rejoin(self) -> None:
+        """Leave the group and join again with a new consumer (what was stored is kept)."""
+        self._settle()
+        self.close()
+        self._connect()
+        self.health.rejoined()
+        logger.info("ingest rejoined group %s", self.settings.consumer_group)
+
     # --- the pipeline: poll and decode batch k+1 while batch k is being stored -----------
     def _step(self) -> int:
         """Poll and decode a batch, settle the one being stored, hand the new one to the
@@ -241,6 +296,13 @@ class IngestConsumer:
             max_records=self.settings.ingest_batch_size,
         )
         self.partitions = frozenset(tp.partition for tp in consumer.assignment())
+        if self._rewind & self.partitions:
+            for tp in consumer.assignment():
+                if tp.partition in self._rewind:
+                    consumer.seek_to_beginning(tp)
+                    self._rewind.discard(tp.partition)
+                    self._pending.pop((tp.topic, tp.partition), None)
+                    records.pop(tp, None)  # from the old position: read again from the start
         messages = [
             RawMessage(r.topic, r.partition, r.offset, r.key, r.value)
             for batch in records.values()

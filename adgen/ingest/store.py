@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -66,6 +67,8 @@ _MOVE_STAGE = (
     "ON CONFLICT (event_id) DO NOTHING "
     "RETURNING variant_id, type, value, impression_id, cell, count_status"
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -353,6 +356,9 @@ def store_dead_letters(session: Session, rejected: Sequence[Rejected]) -> None:
         index_elements=["topic", "kafka_partition", "kafka_offset"]
     )
     session.execute(stmt, [_dead_letter_row(r.message, r.reason) for r in rejected])
+    for r in rejected:
+        logger.warning("dead letter %s[%d]@%d: %s", r.message.topic, r.message.partition,
+                       r.message.offset, r.reason)
 
 
 def _dead_letter_row(msg: RawMessage, reason: str) -> dict[str, Any]:

@@ -17,7 +17,12 @@ from adgen.tokens import TokenClaims
 router = APIRouter(prefix="/v1", tags=["allocation"])
 
 
-@router.post("/allocate", response_model=AllocateResponse)
+@router.post(
+    "/allocate",
+    response_model=AllocateResponse,
+    responses={503: {"description": "No posteriors yet, or the event spool is full (the "
+                                    "broker has not taken events for a long time)."}},
+)
 async def allocate(body: AllocateRequest, request: Request) -> JSONResponse:
     """Choose a variant for one impression; the impression event is queued, not awaited.
 

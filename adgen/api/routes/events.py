@@ -16,7 +16,12 @@ from adgen.events import Event
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
-@router.post("/events", status_code=202)
+@router.post(
+    "/events",
+    status_code=202,
+    responses={503: {"description": "The event spool is full (the broker has not taken "
+                                    "events for a long time); nothing was accepted."}},
+)
 async def record(body: EventRequest, request: Request) -> EventAccepted:
     """Accept a click or conversion (401 for a bad, expired or tampered token; 422 for a
     conversion value above ``ADGEN_MAX_CONVERSION_VALUE``).

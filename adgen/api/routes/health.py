@@ -1,4 +1,5 @@
-"""Liveness, readiness (degraded when posteriors are stale or the database is down), metrics."""
+"""Liveness, readiness (degraded when posteriors are stale, the database is down or events
+wait for the broker), metrics."""
 
 from __future__ import annotations
 
@@ -32,11 +33,22 @@ def readyz(state: StateDep) -> JSONResponse:
         reasons.append(f"posteriors are {age:.1f} s old (limit {limit} s)")
     if not allocator.running:
         reasons.append("the posterior refresher is not running")
+    shipper = state.shipper
     body: dict[str, Any] = {
         "posterior_age_s": age if allocator.loaded else None,
-        "pending_events": state.shipper.pending if state.shipper else None,
+        "pending_events": shipper.pending if shipper else None,
+        "spooled_events": shipper.spool.records if shipper else None,
+        "oldest_unacknowledged_s": shipper.oldest_unacknowledged_age_s() if shipper else None,
         "reasons": reasons,
     }
+    if shipper is not None:
+        if shipper.spool.records:
+            reasons.append(
+                f"{shipper.spool.records} event(s) spooled on disk, waiting for the broker"
+            )
+        waited = body["oldest_unacknowledged_s"]
+        if waited > state.settings.unacked_degraded_s:
+            reasons.append(f"an event has waited {waited:.1f} s for the broker's acknowledgement")
     if not allocator.loaded or state.shipper is None:
         if state.shipper is None:
             reasons.append("the event producer is not running")
@@ -53,5 +65,5 @@ def readyz(state: StateDep) -> JSONResponse:
                      "description": "Prometheus text exposition format."}},
 )
 def metrics(state: StateDep) -> Response:
-    """Prometheus exposition: allocations, events, errors, posterior refresh age."""
+    """Prometheus exposition: allocations, events, errors, posterior refresh age, spool."""
     return Response(state.metrics.render(), media_type=state.metrics.content_type)
