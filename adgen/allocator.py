@@ -25,6 +25,7 @@ from adgen.bandit import Controls, DiscountedEvidence, ThompsonSampling
 from adgen.db.models import ArmStats, Campaign, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError, StorageError
 from adgen.settings import Settings
+from adgen.stats import successes_within
 
 logger = logging.getLogger(__name__)
 
@@ -265,8 +266,7 @@ class Allocator:
             trials = float(r.impressions or 0)
             reward = statuses[r.campaign_id][1]
             successes = float((r.clicks if reward == "click" else r.conversions) or 0)
-            # a click ingested before its impression must not break the posterior
-            successes = min(successes, trials)
+            successes = successes_within(successes, trials)
             candidate = r.version_status == "candidate"
             by_campaign[r.campaign_id].append(
                 _Arm(r.variant_id, r.text, successes, trials, candidate)

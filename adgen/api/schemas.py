@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from adgen.brief import Brief
 from adgen.db.models import ArmStats, Campaign, Variant
-from adgen.stats import credible_interval, posterior_mean
+from adgen.stats import credible_interval, posterior_mean, successes_within
 
 #: Largest id PostgreSQL's INTEGER holds; larger ids would fail in the database, not here.
 MAX_ID = 2_147_483_647
@@ -85,7 +85,7 @@ class VariantPublic(BaseModel):
         n = int(stats.impressions) if stats else 0
         clicks = int(stats.clicks) if stats else 0
         conversions = int(stats.conversions) if stats else 0
-        s = min(clicks if reward == "click" else conversions, n)
+        s = successes_within(clicks if reward == "click" else conversions, n)
         lo, hi = credible_interval(s, n)
         return cls(
             id=variant.id,

@@ -37,6 +37,7 @@ from adgen.history.evidence import load_historical
 from adgen.reward.evaluation import evaluate
 from adgen.reward.model import RewardConfig, RewardModel
 from adgen.settings import Settings
+from adgen.stats import successes_within
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,8 @@ def live_evidence(session: Session) -> Evidence:
             briefs[campaign.id] = brief_of(campaign)
         texts.append(text)
         arm_briefs.append(briefs[campaign.id])
-        successes.append(stats.conversions if campaign.reward == "conversion" else stats.clicks)
+        hits = stats.conversions if campaign.reward == "conversion" else stats.clicks
+        successes.append(successes_within(int(hits), int(stats.impressions)))
         trials.append(stats.impressions)
         groups.append(f"campaign:{campaign.id}")
         keys.append(f"variant:{stats.variant_id}")
