@@ -209,7 +209,8 @@ def campaign_evidence(session: Session, campaigns: Sequence[Campaign]) -> list[C
     ).all()
     arms: dict[int, list[ArmOutcome]] = {cid: [] for cid in by_id}
     for cid, vid, text, impressions, clicks, conversions in rows:
-        hits = successes_within(clicks if by_id[cid].reward == "click" else conversions, impressions)
+        successes = clicks if by_id[cid].reward == "click" else conversions
+        hits = successes_within(successes, impressions)
         arms[cid].append(ArmOutcome(vid, text, hits, impressions))
     return [
         CampaignEvidence(cid, build_prompt(brief_of(by_id[cid])).messages(), tuple(arms[cid]))
