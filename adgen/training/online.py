@@ -2,7 +2,7 @@
 
 The reward of a completion is the reward model's score for its text and the campaign's
 brief, minus ``GUARDRAIL_PENALTY`` when the text fails the guardrails. On a CPU a step
-costs seconds and tens of steps do not move the reward much (see NOTES-ML); DPO/KTO on
+costs seconds and tens of steps do not move the reward much (see docs/model-notes.md); DPO/KTO on
 live evidence is the workhorse, this is for GPUs and long runs. The KL coefficient is
 TRL's default (β = 0: no reference pass); the parent's adapter is the starting point.
 """
