@@ -26,11 +26,12 @@ from adgen.db.models import ArmStats, Campaign, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError, StorageError
 from adgen.settings import Settings
 from adgen.stats import successes_within
+from adgen.vocabulary import CampaignStatus, VariantStatus, VersionStatus
 
 logger = logging.getLogger(__name__)
 
 #: Variants of versions in these states are never served, whatever their own status.
-UNSERVED_VERSION_STATUSES = ("rolled_back",)
+UNSERVED_VERSION_STATUSES = (VersionStatus.ROLLED_BACK,)
 #: Impression ids are drawn from the OS in blocks of this many (32 hex characters each).
 ID_BLOCK = 512
 
@@ -144,7 +145,7 @@ class Allocator:
                     "no posteriors loaded yet: the database has not been reachable since start"
                 )
             raise NotFoundError(f"campaign {campaign_id} does not exist")
-        if state.status != "active":
+        if state.status != CampaignStatus.ACTIVE:
             raise ConflictError(f"campaign {campaign_id} is {state.status}, not active")
         if state.policy is None:
             raise ConflictError(
@@ -248,7 +249,8 @@ class Allocator:
                 .join(Campaign, Campaign.id == Variant.campaign_id)
                 .outerjoin(ModelVersion, ModelVersion.id == Variant.model_version_id)
                 .outerjoin(ArmStats, ArmStats.variant_id == Variant.id)
-                .where(Variant.status == "active", Campaign.status == "active")
+                .where(Variant.status == VariantStatus.ACTIVE)
+                .where(Campaign.status == CampaignStatus.ACTIVE)
                 .where(
                     (ModelVersion.status.is_(None))
                     | ModelVersion.status.not_in(UNSERVED_VERSION_STATUSES)
@@ -267,7 +269,7 @@ class Allocator:
             reward = statuses[r.campaign_id][1]
             successes = float((r.clicks if reward == "click" else r.conversions) or 0)
             successes = successes_within(successes, trials)
-            candidate = r.version_status == "candidate"
+            candidate = r.version_status == VersionStatus.CANDIDATE
             by_campaign[r.campaign_id].append(
                 _Arm(r.variant_id, r.text, successes, trials, candidate)
             )
@@ -300,7 +302,7 @@ class Allocator:
         )
         if previous is not None and previous.key == key:
             return previous  # nothing changed: keep the policy and its drawn block
-        if not arms or status != "active":
+        if not arms or status != CampaignStatus.ACTIVE:
             return _CampaignState(campaign_id, status, arms, None, key)
         controls = Controls(
             min_exploration=settings.min_exploration,

@@ -18,6 +18,7 @@ from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.db.models import Campaign, Variant
 from adgen.errors import ValidationError
 from adgen.settings import get_settings
+from adgen.vocabulary import VariantStatus
 
 app = typer.Typer(help="Campaigns: create from a brief, list, show variants.", no_args_is_help=True)
 
@@ -73,7 +74,7 @@ def list_() -> None:
     engine = make_engine(get_settings().db_url)
     try:
         with session_factory(engine)() as session:
-            active = func.count(Variant.id).filter(Variant.status == "active")
+            active = func.count(Variant.id).filter(Variant.status == VariantStatus.ACTIVE)
             rows = session.execute(
                 select(Campaign.id, Campaign.name, Campaign.locale, Campaign.channel,
                        Campaign.reward, Campaign.status, active)

@@ -26,6 +26,7 @@ from adgen.model.locales import base_model_for_locale
 from adgen.settings import Settings
 from adgen.stats import posterior_mean, successes_within
 from adgen.training.pairs import ArmOutcome, CampaignEvidence
+from adgen.vocabulary import CampaignStatus, VariantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -169,13 +170,14 @@ def lineage_campaigns(
     locales = [loc for loc, name in _locale_lineages(settings).items() if name == base_name]
     stmt = select(Campaign).where(Campaign.locale.in_(locales)).order_by(Campaign.id)
     if active_only:
-        stmt = stmt.where(Campaign.status == "active")
+        stmt = stmt.where(Campaign.status == CampaignStatus.ACTIVE)
     return list(session.scalars(stmt))
 
 
 def lineages(session: Session, settings: Settings) -> list[str]:
     """The base models of the locales that active campaigns use, among ``train_locales``."""
-    locales = session.scalars(select(Campaign.locale).where(Campaign.status == "active").distinct())
+    active = Campaign.status == CampaignStatus.ACTIVE
+    locales = session.scalars(select(Campaign.locale).where(active).distinct())
     names = _locale_lineages(settings)
     return sorted({names[loc] for loc in locales if loc in names and loc in settings.train_locales})
 
@@ -204,7 +206,7 @@ def campaign_evidence(session: Session, campaigns: Sequence[Campaign]) -> list[C
             ArmStats.conversions,
         )
         .join(ArmStats, ArmStats.variant_id == Variant.id)
-        .where(Variant.campaign_id.in_(list(by_id)), Variant.status != "rejected")
+        .where(Variant.campaign_id.in_(list(by_id)), Variant.status != VariantStatus.REJECTED)
         .order_by(Variant.campaign_id, Variant.id)
     ).all()
     arms: dict[int, list[ArmOutcome]] = {cid: [] for cid in by_id}
@@ -258,7 +260,7 @@ def _arms(
         .join(Campaign, Campaign.id == Variant.campaign_id)
         .where(
             Variant.campaign_id.in_(list(campaign_ids)),
-            Variant.status != "rejected",
+            Variant.status != VariantStatus.REJECTED,
             ArmStats.impressions > 0,
             variant_filter,  # type: ignore[arg-type]
         )

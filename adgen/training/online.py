@@ -18,6 +18,7 @@ from adgen.guardrails import GuardrailConfig, check
 from adgen.training.config import TrainConfig
 from adgen.training.pairs import Messages
 from adgen.training.trl_run import TrainStats, common_args, run_trainer
+from adgen.vocabulary import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ def train_online(
         raise ValueError("on-policy training needs at least one prompt")
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
-    classes: dict[str, tuple[Any, Any]] = {
-        "grpo": (GRPOConfig, GRPOTrainer),
-        "rloo": (RLOOConfig, RLOOTrainer),
+    classes: dict[Trainer, tuple[Any, Any]] = {
+        Trainer.GRPO: (GRPOConfig, GRPOTrainer),
+        Trainer.RLOO: (RLOOConfig, RLOOTrainer),
     }
     if config.trainer not in classes:
         raise ValueError(f"train_online runs grpo or rloo, not {config.trainer!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
@@ -18,11 +18,11 @@ from adgen.api.schemas import (
 from adgen.db.campaigns import add_variants, brief_of, create_campaign, get_campaign, list_variants
 from adgen.errors import ValidationError
 from adgen.guardrails import check, config_from_settings
+from adgen.vocabulary import VariantStatus
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 CampaignId = Annotated[int, Path(ge=1, le=MAX_ID, description="campaign id")]
-VariantStatus = Literal["active", "paused", "rejected"]
 
 
 @router.post("", status_code=201, dependencies=[AdminDep])
@@ -66,7 +66,8 @@ def add(
     campaign = get_campaign(session, campaign_id)
     brief = brief_of(campaign)
     config = config_from_settings(settings)
-    existing = [v.text for v, _ in list_variants(session, campaign_id, ["active", "paused"])]
+    served = [VariantStatus.ACTIVE, VariantStatus.PAUSED]
+    existing = [v.text for v, _ in list_variants(session, campaign_id, served)]
     reports, failures = [], []
     for i, text in enumerate(body.texts):
         report = check(text, brief, existing, config)
