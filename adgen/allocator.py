@@ -56,11 +56,13 @@ from adgen.db.models import (
 from adgen.errors import ConflictError, NotFoundError, StorageError
 from adgen.operations import TrafficControls, resolve_controls
 from adgen.settings import Settings
+from adgen.stats import successes_within
+from adgen.vocabulary import CampaignStatus, VariantStatus, VersionStatus
 
 logger = logging.getLogger(__name__)
 
 #: Variants of versions in these states are never served, whatever their own status.
-UNSERVED_VERSION_STATUSES = ("rolled_back",)
+UNSERVED_VERSION_STATUSES = (VersionStatus.ROLLED_BACK,)
 #: Impression ids are drawn from the OS in blocks of this many (32 hex characters each).
 ID_BLOCK = 512
 
@@ -205,7 +207,7 @@ class Allocator:
                     "no posteriors loaded yet: the database has not been reachable since start"
                 )
             raise NotFoundError(f"campaign {campaign_id} does not exist")
-        if state.status != "active":
+        if state.status != CampaignStatus.ACTIVE:
             raise ConflictError(f"campaign {campaign_id} is {state.status}, not active")
         if state.policy is None:
             raise ConflictError(
@@ -416,7 +418,8 @@ class Allocator:
                 .join(Campaign, Campaign.id == Variant.campaign_id)
                 .outerjoin(ModelVersion, ModelVersion.id == Variant.model_version_id)
                 .outerjoin(ArmStats, ArmStats.variant_id == Variant.id)
-                .where(Variant.status == "active", Campaign.status == "active")
+                .where(Variant.status == VariantStatus.ACTIVE)
+                .where(Campaign.status == CampaignStatus.ACTIVE)
                 .where(
                     (ModelVersion.status.is_(None))
                     | ModelVersion.status.not_in(UNSERVED_VERSION_STATUSES)
@@ -448,9 +451,8 @@ class Allocator:
             trials = float(r.impressions or 0)
             reward = statuses[r.campaign_id].reward
             successes = float((r.clicks if reward == "click" else r.conversions) or 0)
-            # a click ingested before its impression must not break the posterior
-            successes = min(successes, trials)
-            candidate = r.version_status == "candidate"
+            successes = successes_within(successes, trials)
+            candidate = r.version_status == VersionStatus.CANDIDATE
             by_campaign[r.campaign_id].append(
                 _Arm(r.variant_id, r.text, successes, trials, candidate)
             )
@@ -531,7 +533,7 @@ class Allocator:
             campaign_id, status, arms, None, key,
             attributes=campaign.attributes, max_cells=campaign.max_cells,
         )
-        if not arms or status != "active":
+        if not arms or status != CampaignStatus.ACTIVE:
             return state
         controls = Controls(
             min_exploration=traffic.min_exploration,

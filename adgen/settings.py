@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adgen.errors import ConfigError
 from adgen.events import MAX_CONVERSION_VALUE
+from adgen.vocabulary import Trainer
 
 EMBEDDED_ADMIN_TOKEN = "adgen-embedded-admin"
 EMBEDDED_TOKEN_SECRET = "adgen-embedded-secret"
@@ -113,15 +114,25 @@ class Settings(BaseSettings):
     )
 
     # --- training ----------------------------------------------------------------------
-    trainer: Literal["dpo", "kto", "grpo", "rloo"] = "dpo"
+    trainer: Trainer = Field(
+        Trainer.DPO, description="Training loss: dpo (default), kto, grpo or rloo."
+    )
     train_locales: list[Literal["en", "zh"]] = Field(
         default_factory=lambda: list[Literal["en", "zh"]](["en", "zh"]),
         description="Locales whose lineages the scheduled job trains (JSON list in the env).",
     )
-    train_steps: int = Field(40, ge=1)
-    train_batch_size: int = Field(4, ge=2)
-    learning_rate: float = Field(1e-3, gt=0)
-    dpo_beta: float = Field(0.1, gt=0)
+    train_steps: int = Field(40, ge=1, description="Optimizer steps of a run (max_steps).")
+    train_batch_size: int = Field(
+        4, ge=2, description="Examples per step; for grpo/rloo, completions per step."
+    )
+    learning_rate: float = Field(
+        1e-3,
+        gt=0,
+        lt=1,
+        description="AdamW learning rate; one that moves a LoRA adapter in tens of CPU steps "
+        "(TRL's default 1e-6 does nothing in that budget).",
+    )
+    dpo_beta: float = Field(0.1, gt=0, description="DPO/KTO β (strength of the reference).")
     dpo_sft_weight: float = Field(
         1.0,
         ge=0,
@@ -129,8 +140,8 @@ class Settings(BaseSettings):
         "it, 40 DPO steps left 23% of the policy's samples passing the guardrails (base 49%); "
         "with 1.0, 94% at the same lift in true CTR.",
     )
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
+    lora_r: int = Field(8, ge=1, description="LoRA rank of a new adapter.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha of a new adapter.")
     lora_targets: list[str] = Field(
         default_factory=lambda: [
             "q_proj",
@@ -165,7 +176,7 @@ class Settings(BaseSettings):
     train_misfire_grace_s: int = Field(
         600, ge=1, description="A scheduled training run late by more than this is skipped."
     )
-    train_seed: int = 0
+    train_seed: int = Field(0, description="Seeds LoRA init, data order and sampling.")
     heldout_share: float = Field(
         0.25, ge=0, lt=1, description="Share of each campaign's variants held out for evaluation."
     )

@@ -1,11 +1,16 @@
-"""Beta-Bernoulli posterior statistics under a uniform Beta(1, 1) prior (pure: numpy, scipy).
+"""The evidence arithmetic: successes out of trials and their Beta posteriors (numpy, scipy).
 
-A variant with ``s`` successes in ``n`` trials has the posterior Beta(1 + s, 1 + n - s).
-These functions report on it for people (credible intervals, the promotion gate); the
-bandit samples from the same posterior in :mod:`adgen.bandit`.
+A variant with ``s`` successes in ``n`` trials has the posterior Beta(1 + s, 1 + n - s)
+under the uniform prior the API, the analysts' views and the bandit use. Every reader of
+``arm_stats`` counts successes with :func:`successes_within` first: a click ingested before
+its impression, or an impression lost, can leave more successes than trials for a while.
+These functions report on the posterior for people (means, credible intervals, the
+promotion gate); the bandit samples from the same posterior in :mod:`adgen.bandit`.
 """
 
 from __future__ import annotations
+
+from typing import overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -14,9 +19,34 @@ from scipy import integrate, special
 #: Above this many terms the exact sum gives way to quadrature (same answer, less memory).
 EXACT_SUM_MAX_TERMS = 200_000
 
+#: The uniform prior Beta(1, 1): pseudo-successes and pseudo-failures.
+UNIFORM_PRIOR: tuple[float, float] = (1.0, 1.0)
+
+
+@overload
+def successes_within(successes: int, trials: int) -> int: ...
+@overload
+def successes_within(successes: float, trials: float) -> float: ...
+@overload
+def successes_within(
+    successes: NDArray[np.float64], trials: NDArray[np.float64]
+) -> NDArray[np.float64]: ...
+def successes_within(
+    successes: float | NDArray[np.float64], trials: float | NDArray[np.float64]
+) -> float | NDArray[np.float64]:
+    """Successes counted against their trials: never more than the trials (vectorised).
+
+    ``arm_stats`` can briefly hold more clicks than impressions (a click ingested before its
+    impression, an impression lost); every reader counts evidence through this one rule
+    instead of failing on it.
+    """
+    if isinstance(successes, np.ndarray) or isinstance(trials, np.ndarray):
+        return np.minimum(np.asarray(successes, np.float64), np.asarray(trials, np.float64))
+    return min(successes, trials)
+
 
 def _params(
-    successes: ArrayLike, trials: ArrayLike
+    successes: ArrayLike, trials: ArrayLike, prior: tuple[float, float] = UNIFORM_PRIOR
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     s = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
@@ -26,12 +56,21 @@ def _params(
         raise ValueError(f"successes and trials must be >= 0, got {successes!r} and {trials!r}")
     if np.any(s > n):
         raise ValueError(f"successes ({successes!r}) cannot exceed trials ({trials!r})")
-    return 1.0 + s, 1.0 + n - s
+    a0, b0 = prior
+    if not (a0 > 0 and b0 > 0):
+        raise ValueError(f"prior pseudo-counts must be > 0, got {prior!r}")
+    return a0 + s, b0 + n - s
 
 
-def posterior_mean(successes: ArrayLike, trials: ArrayLike) -> float | NDArray[np.float64]:
-    """Mean of Beta(1 + s, 1 + n - s): ``(1 + s) / (2 + n)``; vectorised."""
-    a, b = _params(successes, trials)
+def posterior_mean(
+    successes: ArrayLike, trials: ArrayLike, prior: tuple[float, float] = UNIFORM_PRIOR
+) -> float | NDArray[np.float64]:
+    """Mean of Beta(a0 + s, b0 + n - s), ``(a0 + s) / (a0 + b0 + n)``; vectorised.
+
+    ``prior`` (a0, b0) is Beta(1, 1) for people and the bandit; the promotion gate passes
+    its empirical-Bayes prior (see :class:`adgen.training.evidence.Comparison`).
+    """
+    a, b = _params(successes, trials, prior)
     out = a / (a + b)
     return float(out) if out.ndim == 0 else out
 
@@ -137,7 +176,7 @@ def ctr_interval(clicks: int, impressions: int) -> tuple[float, float]:
     Clicks above impressions (a click ingested before its impression) count as ``n``.
     ``arm_stats.ctr_ci95_low/high`` store this for the analyst views.
     """
-    lo, hi = credible_interval(min(clicks, impressions), impressions)
+    lo, hi = credible_interval(successes_within(clicks, impressions), impressions)
     return float(lo), float(hi)
 
 

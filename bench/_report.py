@@ -1,4 +1,4 @@
-"""Shared reporting of the benchmarks: a readable table, then one JSON line (BENCH.md)."""
+"""Common reporting of the benchmarks: a readable table, then one JSON line (docs/benchmarks.md)."""
 
 from __future__ import annotations
 

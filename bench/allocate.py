@@ -8,8 +8,8 @@ process, pinned to one core. Also reports the cost of one posterior refresh (dat
 load + Monte Carlo propensities), which the allocator pays in the background once per
 ``refresh_interval_s``.
 
-MABWiser is only needed here: ``.venv/bin/pip install mabwiser`` (it is not a dependency
-of adgen). Without it the MABWiser columns are empty.
+MABWiser comes with the project's ``bench`` extra (``pip install -e '.[bench]'``, part of
+``make install``). Without it the MABWiser columns are empty.
 
     python bench/allocate.py [--quick] [--seed N]
 """
@@ -37,7 +37,7 @@ from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.db.models import ArmStats
 from adgen.settings import Settings
 
-MABWISER_HINT = "MABWiser is not installed: `.venv/bin/pip install mabwiser` to compare with it"
+MABWISER_HINT = "MABWiser is not installed: `pip install -e '.[bench]'` to compare with it"
 
 
 def evidence(k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

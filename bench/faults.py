@@ -1,7 +1,7 @@
 """The fault suite: every scenario in ``bench/faultlib/`` against the real parts.
 
 A scenario is a module there with ``NAME`` and ``run(workdir, quick, seed)``; each runs in
-a temporary folder of its own. Prints a table, then one JSON line (BENCH.md):
+a temporary folder of its own. Prints a table, then one JSON line (docs/benchmarks.md):
 ``{"bench": "faults", "seed": ..., "scenarios": {NAME: {sent, stored, lost, ...}}}``.
 Usage: ``python bench/faults.py [--quick] [--seed N] [--only NAME ...]``; exits 1 when a
 scenario lost, double counted or answered 5xx (or failed to run).

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _fixtures import STRIDE, WATCH  # bench/_fixtures.py, beside this script
 from _report import emit, table  # bench/_report.py, beside this script
 
-from adgen.brief import Brief
 from adgen.generator import LoopConfig, SamplingParams, generate_variants
 from adgen.generator.filters import OFF_BRIEF, PROMPT_ECHO
 from adgen.generator.prompts import build_prompt
@@ -33,25 +33,7 @@ from adgen.guardrails.text import cjk_share
 from adgen.model.versions import ModelRegistry
 from adgen.settings import Settings
 
-BRIEFS = {
-    "en": Brief(
-        name="bench en",
-        product="Trailrunner X2 waterproof running shoes",
-        benefits=["lightweight", "grips on wet rock"],
-        brand="Stride",
-        brand_voice="energetic, friendly",
-        audience="weekend trail runners",
-    ),
-    "zh": Brief(
-        name="bench zh",
-        product="智能手表",
-        benefits=["防水", "超长待机"],
-        brand="华为",
-        brand_voice="亲切、专业",
-        audience="喜欢运动的年轻人",
-        locale="zh",
-    ),
-}
+BRIEFS = {"en": STRIDE, "zh": WATCH}
 BATCH = 8
 ALL_REASONS = (*REASONS, PROMPT_ECHO, OFF_BRIEF)
 

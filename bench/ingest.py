@@ -22,12 +22,10 @@ import logging
 import random
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from _fixtures import PG_ADMIN_URL, throwaway_database  # bench/_fixtures.py, beside this script
 from sqlalchemy import Engine
 
 from adgen.brief import Brief
@@ -35,7 +33,6 @@ from adgen.bus.broker import EmbeddedBroker
 from adgen.bus.producer import EventProducer
 from adgen.bus.topics import ensure_topic
 from adgen.cli.output import print_table
-from adgen.db import migrate
 from adgen.db.campaigns import add_variants, create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.events import Event, make_event
@@ -44,27 +41,9 @@ from adgen.ingest.stats import IngestStats
 from adgen.ingest.store import EVENT_COLUMNS
 from adgen.settings import Settings
 
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PARTITIONS = 4
 #: What the raw COPY reference writes (count_status keeps its default, counted).
 RAW_COLUMNS = [c for c in EVENT_COLUMNS if c != "count_status"]
-
-
-@contextmanager
-def throwaway_database(admin_url: str) -> Iterator[str]:
-    """A new, migrated PostgreSQL database, dropped afterwards."""
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"adgen_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
-        migrate.upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def make_events(n: int, campaign_id: int, variants: list[int], rng: random.Random) -> list[Event]:

@@ -21,7 +21,8 @@ about 9 CPU-minutes: sequential TS draws one posterior sample per package per im
 
 Data: the Upworthy Research Archive (Matias, Munger, Aubin Le Quere, Ebersole, 2021,
 Scientific Data 8:195, doi:10.1038/s41597-021-00934-7), exploratory packages, licensed
-CC BY 4.0. Any CSV with the same columns works (``--data``).
+CC BY 4.0, vendored in ``data/upworthy/`` (read by default). Any CSV with the same
+columns works (``--data``).
 
     python bench/replay_upworthy.py [--data FILE] [--quick] [--seed N] [--seeds S]
                                     [--batch B] [--samples M]

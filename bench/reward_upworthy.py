@@ -15,7 +15,8 @@ beside, in the same run:
 
 Data: the Upworthy Research Archive (Matias, Munger, Aubin Le Quere, Ebersole, 2021,
 Scientific Data 8:195, doi:10.1038/s41597-021-00934-7), exploratory packages, licensed
-CC BY 4.0. Any CSV with the same columns works (``--data``).
+CC BY 4.0, vendored in ``data/upworthy/`` (read by default). Any CSV with the same
+columns works (``--data``).
 
     python bench/reward_upworthy.py [--data FILE] [--cutoff YYYYWW] [--quick] [--seed N]
                                     [--exclude-unrandomised]
@@ -40,9 +41,10 @@ from adgen.history.reader import ArmRow, ColumnMap, read_experiments
 from adgen.reward import RewardConfig, RewardModel
 from adgen.reward.evaluation import evaluate
 
+#: The copy vendored in the repository (data/upworthy/README.md); ``--data`` takes another.
 DEFAULT_DATA = (
-    Path(__file__).resolve().parents[2]
-    / "shared" / "data" / "upworthy" / "upworthy-tests-before-2014w40.csv.gz"
+    Path(__file__).resolve().parents[1]
+    / "data" / "upworthy" / "upworthy-tests-before-2014w40.csv.gz"
 )
 DEFAULT_CUTOFF = 201410
 QUICK_TESTS = 40  # per side of the cut-off

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from _fixtures import ACME, ACME_LOSERS, ACME_WINNERS, HUAWEI, HUAWEI_LOSERS, HUAWEI_WINNERS
 from _report import emit, table  # bench/_report.py, beside this script
 
-from adgen.brief import Brief
 from adgen.db import migrate
 from adgen.db.campaigns import add_variants, create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
@@ -58,60 +58,10 @@ from adgen.training.pairs import (
 )
 from adgen.training.policy import TrainingModels, save_adapter, trainable_policy
 from adgen.training.preference import train_dpo, train_kto
+from adgen.vocabulary import RunStatus, Trainer
 
-BRIEF = Brief(
-    name="Acme runners",
-    product="Acme running shoes",
-    benefits=["light", "fast"],
-    brand="Acme",
-    audience="runners",
-)
-WINNERS = [
-    "Save 30% on Acme runners - shop now!",
-    "Run 2x lighter: buy Acme today",
-    "Acme shoes from $49 - order now",
-    "Get 20% off Acme, shop today",
-    "Top 5 reasons runners pick Acme - buy now",
-    "Acme: 3 colors, free shipping, shop now",
-    "Try Acme for 30 days - order today",
-]
-LOSERS = [
-    "Acme shoes are shoes",
-    "Running is something people do",
-    "Acme makes footwear products",
-    "Shoes for feet by Acme",
-    "An Acme shoe exists",
-    "The shoe company Acme",
-    "Acme has running shoes",
-]
-ZH_BRIEF = Brief(
-    name="华为手表",
-    product="华为智能手表",
-    benefits=["防水", "超长待机"],
-    brand="华为",
-    audience="运动爱好者",
-    locale="zh",
-)
-ZH_WINNERS = [
-    "华为手表限时8折，立即抢购！",
-    "续航14天，华为手表现在下单",
-    "防水50米，华为手表马上入手",
-    "运动就选华为手表，今天下单立减200元",
-    "华为手表新品上市，前100名送表带",
-    "3大理由选华为手表，立即购买",
-    "华为手表免息分期，点击购买",
-]
-ZH_LOSERS = [
-    "华为手表是一块手表",
-    "手表可以看时间",
-    "华为生产手表产品",
-    "这是一款手表",
-    "华为有手表",
-    "手表的公司华为",
-    "华为手表存在",
-]
 #: Each locale's synthetic campaign: brief, winning texts, losing texts.
-CAMPAIGNS = {"en": (BRIEF, WINNERS, LOSERS), "zh": (ZH_BRIEF, ZH_WINNERS, ZH_LOSERS)}
+CAMPAIGNS = {"en": (ACME, ACME_WINNERS, ACME_LOSERS), "zh": (HUAWEI, HUAWEI_WINNERS, HUAWEI_LOSERS)}
 #: (impressions, clicks) of each winner and each loser: 10% against 2%.
 WIN, LOSE = (400, 40), (400, 8)
 
@@ -184,7 +134,7 @@ def sft_step_s(
     base: Any, tokenizer: Any, config: TrainConfig, texts: list[str], steps: int
 ) -> float:
     """Median seconds of one plain LoRA causal-LM step on ``texts`` (the reference)."""
-    prompt = build_prompt(BRIEF).messages()
+    prompt = build_prompt(ACME).messages()
     batches = [texts[i : i + config.batch_size] for i in range(0, len(texts), config.batch_size)]
     durations = []
     with trainable_policy(base, None, config) as policy:
@@ -230,10 +180,10 @@ def seed_database(url: str) -> None:
     engine = make_engine(url)
     try:
         with transaction(session_factory(engine)) as session:
-            campaign = create_campaign(session, BRIEF)
-            texts = WINNERS + LOSERS
+            campaign = create_campaign(session, ACME)
+            texts = ACME_WINNERS + ACME_LOSERS
             variants = add_variants(session, campaign.id, texts)
-            counts = [WIN] * len(WINNERS) + [LOSE] * len(LOSERS)
+            counts = [WIN] * len(ACME_WINNERS) + [LOSE] * len(ACME_LOSERS)
             now = datetime.now(UTC)
             events: list[tuple[RawMessage, Event]] = []
             for variant, (impressions, clicks) in zip(variants, counts, strict=True):
@@ -273,7 +223,7 @@ def cycle_seconds(settings: Settings, models: TrainingModels) -> dict[str, Any]:
         seconds = time.perf_counter() - start
     finally:
         engine.dispose()
-    if result.status != "succeeded":
+    if result.status != RunStatus.SUCCEEDED:
         raise SystemExit(f"the benchmark cycle did not train: {result.status}: {result.reason}")
     return {"cycle_s": seconds, **result.metrics}
 
@@ -290,7 +240,10 @@ def main() -> None:
     )
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--base-model", help="base model (default: the bundled SmolLM2)")
-    parser.add_argument("--rl", choices=("grpo", "rloo"), default="grpo", help="on-policy trainer")
+    parser.add_argument(
+        "--rl", choices=(Trainer.GRPO, Trainer.RLOO), default=Trainer.GRPO,
+        help="on-policy trainer",
+    )
     parser.add_argument(
         "--locales", default="en,zh", help="time DPO for the base model of each of these locales"
     )
@@ -322,7 +275,7 @@ def main() -> None:
         base, tokenizer = models.get(base_name)
         load_s = time.perf_counter() - start
 
-        evidence = [CampaignEvidence(1, build_prompt(BRIEF).messages(), tuple(outcomes()))]
+        evidence = [CampaignEvidence(1, build_prompt(ACME).messages(), tuple(outcomes()))]
         pairs = shuffled_pairs("en", settings.pair_threshold, args.seed)
         examples = binary_examples(evidence, settings.pair_threshold)
 
@@ -330,19 +283,19 @@ def main() -> None:
         dpo, adapter_mb = timed_trainer(
             base, tokenizer, config, lambda m: train_dpo(m, tokenizer, pairs, config)
         )
-        kto_config = TrainConfig.from_settings(settings, trainer="kto")
+        kto_config = TrainConfig.from_settings(settings, trainer=Trainer.KTO)
         kto, _ = timed_trainer(
             base, tokenizer, kto_config, lambda m: train_kto(m, tokenizer, examples, kto_config)
         )
         rl_config = TrainConfig.from_settings(settings, trainer=args.rl)
         reward_model = RewardModel(RewardConfig(embeddings="none")).fit(
             [a.text for a in outcomes()],
-            [BRIEF] * len(outcomes()),
+            [ACME] * len(outcomes()),
             [a.successes for a in outcomes()],
             [a.trials for a in outcomes()],
         )
-        reward = guarded_reward(reward_model, [BRIEF], config_from_settings(settings))
-        prompts = [build_prompt(BRIEF).messages()]
+        reward = guarded_reward(reward_model, [ACME], config_from_settings(settings))
+        prompts = [build_prompt(ACME).messages()]
         rl, _ = timed_trainer(
             base,
             tokenizer,

@@ -1,14 +1,17 @@
-"""Shared fixtures: a throwaway PostgreSQL database per test, SQLite, the real broker."""
+"""Common fixtures: a throwaway PostgreSQL database per test, SQLite, the real broker.
+
+``bench/`` goes on the import path: the synthetic campaigns and the throwaway-database
+helper live in ``bench/_fixtures.py``, one home for the benchmarks and the tests.
+"""
 
 from __future__ import annotations
 
-import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,30 +20,18 @@ from adgen.db import migrate
 from adgen.db.engine import make_engine, session_factory
 from adgen.settings import Settings
 
-PG_ADMIN_URL = os.environ.get(
-    "ADGEN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
 
-
-def _pg_admin() -> Engine:
-    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+from _fixtures import PG_ADMIN_URL, throwaway_database  # noqa: E402  (bench/, just above)
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """URL of a new, migrated PostgreSQL database, dropped after the test."""
-    name = f"adgen_test_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url)
+    with throwaway_database(PG_ADMIN_URL, prefix="adgen_test") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

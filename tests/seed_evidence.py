@@ -8,40 +8,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from _fixtures import ACME, ACME_LOSERS, ACME_WINNERS  # bench/_fixtures.py
 from sqlalchemy.orm import Session
 
-from adgen.brief import Brief
 from adgen.db.campaigns import add_variants, create_campaign
 from adgen.db.models import ArmStats, Event, ModelVersion
 
-BRIEF = Brief(
-    name="Acme runners",
-    product="Acme running shoes",
-    benefits=["light", "fast"],
-    brand="Acme",
-    audience="runners",
-)
-
+BRIEF = ACME
 #: Headlines with a number or a call to action: these win.
-WINNERS = [
-    "Save 30% on Acme runners - shop now!",
-    "Run 2x lighter: buy Acme today",
-    "Acme shoes from $49 - order now",
-    "Get 20% off Acme, shop today",
-    "Top 5 reasons runners pick Acme - buy now",
-    "Acme: 3 colors, free shipping, shop now",
-    "Try Acme for 30 days - order today",
-]
+WINNERS = ACME_WINNERS
 #: Flat headlines without either: these lose.
-LOSERS = [
-    "Acme shoes are shoes",
-    "Running is something people do",
-    "Acme makes footwear products",
-    "Shoes for feet by Acme",
-    "An Acme shoe exists",
-    "The shoe company Acme",
-    "Acme has running shoes",
-]
+LOSERS = ACME_LOSERS
 
 
 def campaign(session: Session, **changes: object) -> int:

@@ -1,4 +1,4 @@
-"""bench/ingest.py runs end to end (--quick) and reports its figures as BENCH.md asks."""
+"""bench/ingest.py runs end to end (--quick) and reports its figures as docs/benchmarks.md asks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""bench/train.py --quick runs and reports as BENCH.md says (no speed is asserted)."""
+"""bench/train.py --quick runs and reports as docs/benchmarks.md says (no speed is asserted)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ KEYS = ("dpo_step_s", "kto_step_s", "rl_step_s", "cycle_s", "peak_rss_mb", "adap
 
 def test_bench_train_quick_prints_a_table_then_one_json_line() -> None:
     proc = subprocess.run(
-        # English only: the Chinese base model's DPO step is issue 8's (and a large download)
+        # English only: the Chinese base model's DPO step is a large download and slow
         [sys.executable, "bench/train.py", "--quick", "--seed", "1", "--locales", "en"],
         cwd=ROOT,
         capture_output=True,

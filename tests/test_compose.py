@@ -76,13 +76,12 @@ def test_adgen_variables_are_settings_and_secrets_are_required(compose: dict[str
             "ADGEN_TOKEN_SECRET"} <= seen
 
 
-def test_docker_compose_accepts_the_file_when_installed() -> None:
-    """Runs Debian's ``docker-compose config -q`` (no engine needed) where it is installed,
-    as in CI; the YAML checks above run everywhere."""
+def test_docker_compose_accepts_the_file() -> None:
+    """Runs Debian's ``docker-compose config -q`` (no engine needed), as CI does; skipped,
+    and reported as such, where docker-compose is not installed."""
     binary = shutil.which("docker-compose")
-    yaml.safe_load(COMPOSE.read_text())  # parses on every machine
     if binary is None:
-        return
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
     env = {k: v for k, v in os.environ.items() if k not in SECRETS}
     ok = subprocess.run([binary, "config", "-q"], cwd=REPO, env={**env, **SECRETS},
                         capture_output=True, text=True, timeout=60)

@@ -25,8 +25,10 @@ def _chosen_logprob_after(models: TrainingModels, pairs: list[PreferencePair],
                           sft_weight: float) -> tuple[float, dict[str, float]]:
     """Mean log-prob of the chosen texts after 6 DPO steps with this NLL weight."""
     base, tokenizer = models.get(BASE)
-    config = TrainConfig(steps=6, batch_size=4, learning_rate=1e-3, max_length=96,
-                         sft_weight=sft_weight, lora_targets=("q_proj", "v_proj"))
+    config = TrainConfig.from_settings(
+        Settings(), steps=6, batch_size=4, learning_rate=1e-3, max_length=96,
+        sft_weight=sft_weight, lora_targets=("q_proj", "v_proj"),
+    )
     with trainable_policy(base, None, config) as policy:
         stats = train_dpo(policy, tokenizer, pairs, config)
         logp = completion_logprobs(policy, tokenizer, [p.prompt for p in pairs],
@@ -50,4 +52,4 @@ def test_the_nll_term_keeps_the_chosen_texts_likely() -> None:
 
 def test_a_negative_nll_weight_is_refused() -> None:
     with pytest.raises(ValueError, match="sft_weight"):
-        TrainConfig(sft_weight=-0.5)
+        TrainConfig.from_settings(Settings(), sft_weight=-0.5)

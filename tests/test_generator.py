@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _fixtures import STRIDE, WATCH  # bench/_fixtures.py
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -39,24 +40,10 @@ from adgen.model.loading import BUNDLED_NAME
 from adgen.model.versions import ModelRegistry
 from adgen.settings import Settings
 
-EN = Brief(
-    name="shoes",
-    product="Trailrunner X2 waterproof running shoes",
-    benefits=["lightweight", "grips on wet rock"],
-    brand="Stride",
-    brand_voice="energetic, friendly",
-    audience="weekend trail runners",
-    forbidden_words=["the"],  # most English sentences use it: rejections are certain
+EN = STRIDE.model_copy(
+    update={"forbidden_words": ["the"]}  # most English sentences use it: rejections are certain
 )
-ZH = Brief(
-    name="watch",
-    product="智能手表",
-    benefits=["防水", "超长待机"],
-    brand="华为",
-    brand_voice="亲切、专业",
-    audience="喜欢运动的年轻人",
-    locale="zh",
-)
+ZH = WATCH
 ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _fixtures import STRIDE, WATCH  # bench/_fixtures.py
 
 from adgen.brief import Brief
 from adgen.errors import ConfigError
@@ -23,27 +24,12 @@ from adgen.settings import Settings
 
 CONFIG = GuardrailConfig(compliance=builtin_terms())
 
-EN = Brief(
-    name="shoes",
-    product="Trailrunner X2 waterproof running shoes",
-    benefits=["lightweight", "grips on wet rock"],
-    brand="Stride",
-    audience="weekend trail runners",
-    forbidden_words=["cheap", "knock-off"],
-)
+EN = STRIDE.model_copy(update={"forbidden_words": ["cheap", "knock-off"]})
 EN_BRAND = EN.model_copy(update={"require_brand": True})
 EN_WORDS = Brief(
     name="w", product="shoes", brand="Stride", audience="runners", max_length=5, length_unit="words"
 )
-ZH = Brief(
-    name="watch",
-    product="智能手表",
-    benefits=["防水", "超长待机"],
-    brand="华为",
-    audience="喜欢运动的年轻人",
-    locale="zh",
-    forbidden_words=["便宜货"],
-)
+ZH = WATCH.model_copy(update={"forbidden_words": ["便宜货"]})
 ZH_BRAND = ZH.model_copy(update={"require_brand": True})
 
 

@@ -20,7 +20,7 @@ from adgen.history.reader import ColumnMap
 from adgen.reward import FeatureSpec, RewardConfig, RewardModel
 from adgen.reward.evaluation import evaluate, impression_auc, two_proportion_p
 from adgen.reward.features import HANDCRAFTED_NAMES, handcrafted
-from adgen.reward.training import holdout_split, load_active, train_and_store
+from adgen.reward.training import holdout_split, live_evidence, load_active, train_and_store
 from adgen.settings import Settings
 
 PRODUCTS = ["running shoes", "coffee beans", "desk lamps", "yoga mats", "travel bags",
@@ -97,9 +97,23 @@ def test_model_learns_the_driving_feature_across_campaigns() -> None:
     assert abs(model.prior_rate - s.sum() / n.sum()) < 1e-9
 
 
+def test_fit_counts_successes_beyond_trials_as_the_trials() -> None:
+    texts, briefs, s, n = _world(1, PRODUCTS[:3])
+    over = s.copy()
+    over[0] = n[0] + 1  # a click whose impression was lost
+    clamped = s.copy()
+    clamped[0] = n[0]
+    model = RewardModel(FAST).fit(texts, briefs, over, n)
+    same = RewardModel(FAST).fit(texts, briefs, clamped, n)
+    assert model.prior_rate == pytest.approx(clamped.sum() / n.sum())
+    np.testing.assert_allclose(model.score_logit(texts, briefs), same.score_logit(texts, briefs))
+
+
 def test_fit_refuses_bad_input() -> None:
-    with pytest.raises(ValueError, match="successes <= trials"):
-        RewardModel(FAST).fit(["a", "b"], None, [5, 1], [4, 10])
+    with pytest.raises(ValueError, match="successes >= 0"):
+        RewardModel(FAST).fit(["a", "b"], None, [-1, 1], [4, 10])
+    with pytest.raises(ValueError, match="trials > 0"):
+        RewardModel(FAST).fit(["a", "b"], None, [0, 1], [0, 10])
     with pytest.raises(ValueError, match="2 texts, 3 successes"):
         RewardModel(FAST).fit(["a", "b"], None, [1, 1, 1], [4, 10, 3])
     with pytest.raises(ValueError, match="alpha"):
@@ -181,6 +195,24 @@ def test_train_and_store_keeps_the_better_model(
         statuses = _statuses(session)
     assert statuses[first_id] == "retired"
     assert sorted(statuses.values()) == ["active", "rejected", "retired"]
+
+
+def test_training_survives_more_clicks_than_impressions(
+    settings: Settings, pg_sessions: sessionmaker[Session]
+) -> None:
+    """One lost impression on a paused variant must not stop every later training cycle."""
+    settings = settings.model_copy(update={"reward_embeddings": "none"})
+    with transaction(pg_sessions) as session:
+        _seed_live(session, 4)
+        stats = session.execute(sa.select(ArmStats).order_by(ArmStats.variant_id)).scalars()
+        first = next(iter(stats))
+        first.clicks = first.impressions + 3
+    with transaction(pg_sessions) as session:
+        evidence = live_evidence(session)
+        assert (evidence.successes <= evidence.trials).all()
+        assert evidence.successes[0] == evidence.trials[0]
+        record = train_and_store(session, settings)
+    assert record is not None and record.status == "active"
 
 
 def test_train_on_historical_evidence(

@@ -14,7 +14,22 @@ from adgen.stats import (
     credible_interval,
     posterior_mean,
     prob_better,
+    successes_within,
 )
+
+
+def test_successes_within_clamps_scalars_and_arrays() -> None:
+    assert successes_within(5, 4) == 4 and isinstance(successes_within(5, 4), int)
+    assert successes_within(2.5, 4.0) == 2.5
+    np.testing.assert_array_equal(
+        successes_within(np.array([3.0, 9.0]), np.array([5.0, 7.0])), [3.0, 7.0]
+    )
+
+
+def test_posterior_mean_takes_another_prior() -> None:
+    assert posterior_mean(3, 10, prior=(2.0, 98.0)) == pytest.approx(5 / 110)
+    with pytest.raises(ValueError, match="prior"):
+        posterior_mean(3, 10, prior=(0.0, 1.0))
 
 
 def test_posterior_mean_uses_the_uniform_prior() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
+
 import pytest
 
 from adgen.settings import Settings
@@ -17,6 +19,7 @@ from adgen.training.pairs import (
     ranked_pairs,
     split_heldout,
 )
+from adgen.vocabulary import Trainer
 
 PROMPT = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
 
@@ -145,14 +148,30 @@ def test_bad_thresholds_and_shares_are_refused() -> None:
 
 
 def test_train_config_from_settings_and_validation() -> None:
-    config = TrainConfig.from_settings(Settings(learning_rate=1e-3, lora_targets=["q_proj"]))
-    assert (config.trainer, config.learning_rate, config.lora_targets) == ("dpo", 1e-3, ("q_proj",))
-    assert config.as_dict()["lora_targets"] == ["q_proj"]
+    settings = Settings(
+        trainer="kto", train_steps=7, train_batch_size=6, learning_rate=2e-3, dpo_beta=0.3,
+        dpo_sft_weight=0.5, lora_r=4, lora_alpha=8, lora_targets=["q_proj"], max_length=64,
+        rl_num_generations=3, rl_max_completion_length=12, train_seed=5,
+    )
+    config = TrainConfig.from_settings(settings)
+    assert config.as_dict() == {
+        "trainer": "kto", "steps": 7, "batch_size": 6, "learning_rate": 2e-3, "beta": 0.3,
+        "sft_weight": 0.5, "lora_r": 4, "lora_alpha": 8, "lora_targets": ["q_proj"],
+        "max_length": 64, "num_generations": 3, "max_completion_length": 12, "seed": 5,
+    }
+    assert config.trainer is Trainer.KTO and config.is_preference
+    assert TrainConfig.from_settings(settings, trainer="grpo").trainer is Trainer.GRPO
     with pytest.raises(ValueError, match="batch_size"):
-        TrainConfig(batch_size=1)
+        TrainConfig.from_settings(settings, batch_size=1)
     with pytest.raises(ValueError, match="multiple of num_generations"):
-        TrainConfig(trainer="grpo", batch_size=6, num_generations=4)
+        TrainConfig.from_settings(settings, trainer="grpo", batch_size=6, num_generations=4)
     with pytest.raises(ValueError, match="trainer must be one of"):
-        TrainConfig(trainer="ppo")  # type: ignore[arg-type]
+        TrainConfig.from_settings(settings, trainer="ppo")
     with pytest.raises(ValueError, match="lora_targets is empty"):
-        TrainConfig(lora_targets=())
+        TrainConfig.from_settings(settings, lora_targets=())
+
+
+def test_train_config_has_no_defaults_of_its_own() -> None:
+    """Every default lives in Settings, so the two cannot drift apart."""
+    assert [f.name for f in fields(TrainConfig) if f.default is not MISSING] == []
+    assert [f.name for f in fields(TrainConfig) if f.default_factory is not MISSING] == []

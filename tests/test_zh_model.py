@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import seed_evidence
 import torch
+from _fixtures import HUAWEI, HUAWEI_LOSERS, HUAWEI_WINNERS  # bench/_fixtures.py
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,34 +30,13 @@ from adgen.model.locales import zh_model_installed
 from adgen.model.versions import ModelRegistry
 from adgen.settings import Settings
 
-ZH_BRIEF = Brief(
-    name="华为手表",
-    product="华为智能手表",
-    benefits=["防水", "超长待机"],
-    brand="华为",
-    audience="运动爱好者",
-    locale="zh",
-)
+ZH_BRIEF = HUAWEI
 EN_BRIEF = Brief(
     name="shoes", product="trail running shoes", brand="Stride", audience="trail runners"
 )
 #: Chinese headlines with a number or a call to action (they win) and flat ones (they lose).
-ZH_WINNERS = [
-    "华为手表限时8折，立即抢购！",
-    "续航14天，华为手表现在下单",
-    "防水50米，华为手表马上入手",
-    "运动就选华为手表，今天下单立减200元",
-    "华为手表新品上市，前100名送表带",
-    "3大理由选华为手表，立即购买",
-]
-ZH_LOSERS = [
-    "华为手表是一块手表",
-    "手表可以看时间",
-    "华为生产手表产品",
-    "这是一款手表",
-    "华为有手表",
-    "手表的公司华为",
-]
+ZH_WINNERS = HUAWEI_WINNERS[:6]
+ZH_LOSERS = HUAWEI_LOSERS[:6]
 
 
 def _require_zh(settings: Settings) -> None:

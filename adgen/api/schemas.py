@@ -18,7 +18,14 @@ from adgen.brief import Brief
 from adgen.cells import MAX_ATTRIBUTES, MAX_CELLS_CAP, check_attributes
 from adgen.db.models import ArmStats, Campaign, Variant
 from adgen.operations import TrafficControls
-from adgen.stats import conversion_rate, credible_interval, ctr, posterior_mean, prob_best
+from adgen.stats import (
+    conversion_rate,
+    credible_interval,
+    ctr,
+    posterior_mean,
+    prob_best,
+    successes_within,
+)
 
 #: Largest id PostgreSQL's INTEGER holds; larger ids would fail in the database, not here.
 MAX_ID = 2_147_483_647
@@ -224,7 +231,7 @@ class VariantPublic(BaseModel):
         n = int(stats.impressions) if stats else 0
         clicks = int(stats.clicks) if stats else 0
         conversions = int(stats.conversions) if stats else 0
-        s = min(clicks if reward == "click" else conversions, n)
+        s = successes_within(clicks if reward == "click" else conversions, n)
         lo, hi = credible_interval(s, n)
         return cls(
             id=variant.id,

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from adgen.bandit.policy import check_counts
+from adgen.stats import successes_within
 
 
 @dataclass
@@ -65,6 +66,6 @@ class DiscountedEvidence:
                 )
             arms[key] = arm
             # discounting keeps successes <= trials: both decay by the same factor
-            out_s[i], out_n[i] = min(arm.s, arm.n), arm.n
+            out_s[i], out_n[i] = successes_within(arm.s, arm.n), arm.n
         self._arms = arms
         return out_s, out_n

@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from adgen.stats import successes_within
+
 
 def prior_strength(
     successes: NDArray[np.float64],
@@ -84,7 +86,7 @@ def pooled_evidence(
     sampling's Beta(1 + s, 1 + n - s)."""
     rest_s = np.maximum(campaign_successes[None, :] - cell_successes, 0.0)
     rest_n = np.maximum(campaign_trials[None, :] - cell_trials, 0.0)
-    rest_s = np.minimum(rest_s, rest_n)
+    rest_s = successes_within(rest_s, rest_n)
     mean = (1.0 + rest_s) / (2.0 + rest_n)
     weight = np.minimum(strength, rest_n)
     return cell_successes + weight * mean, cell_trials + weight

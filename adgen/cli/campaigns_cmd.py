@@ -21,6 +21,7 @@ from adgen.db.models import Campaign, Variant
 from adgen.errors import ValidationError
 from adgen.operations import effective_controls
 from adgen.settings import get_settings
+from adgen.vocabulary import VariantStatus
 
 app = typer.Typer(
     help="Campaigns: create from a brief, list, show variants, pause, resume, traffic controls.",
@@ -87,7 +88,7 @@ def list_(
     engine = make_engine(get_settings().db_url, must_exist=True)
     try:
         with session_factory(engine)() as session:
-            active = func.count(Variant.id).filter(Variant.status == "active")
+            active = func.count(Variant.id).filter(Variant.status == VariantStatus.ACTIVE)
             stmt = (
                 select(Campaign.id, Campaign.name, Campaign.locale, Campaign.channel,
                        Campaign.reward, Campaign.status, active)

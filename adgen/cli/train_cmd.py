@@ -14,6 +14,7 @@ from adgen.cli.output import console, print_table
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.settings import get_settings
 from adgen.signals import stop_on_signals
+from adgen.vocabulary import RunStatus
 
 if TYPE_CHECKING:
     from adgen.training.cycle import CycleResult
@@ -80,7 +81,8 @@ def trainer() -> None:
 
 
 def _show(result: CycleResult) -> None:
-    colour = {"succeeded": "green", "skipped": "yellow"}.get(result.status, "red")
+    colours: dict[str, str] = {RunStatus.SUCCEEDED: "green", RunStatus.SKIPPED: "yellow"}
+    colour = colours.get(result.status, "red")
     console.print(
         f"run [bold]#{result.run_id}[/bold]: [{colour}]{result.status}[/{colour}] "
         f"in {result.duration_s:.1f} s" + (f" — {result.reason}" if result.reason else "")

@@ -24,28 +24,38 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from adgen.vocabulary import (
+    CampaignStatus,
+    CountStatus,
+    RewardModelStatus,
+    RunStatus,
+    Trainer,
+    VariantStatus,
+    VersionStatus,
+)
+
 # BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 LOCALES = ("en", "zh")
 CHANNELS = ("headline", "description", "social")
 REWARDS = ("click", "conversion")
-CAMPAIGN_STATUSES = ("active", "paused", "archived")
-VERSION_STATUSES = ("candidate", "active", "retired", "rolled_back")
-VARIANT_STATUSES = ("active", "paused", "rejected")
+CAMPAIGN_STATUSES = tuple(CampaignStatus)
+VERSION_STATUSES = tuple(VersionStatus)
+VARIANT_STATUSES = tuple(VariantStatus)
 EVENT_TYPES = ("impression", "click", "conversion")
 #: Whether a stored event is in ``arm_stats``: ``counted``; ``repeat`` (its impression already
 #: has a counted event of this type); ``held`` (waiting for its impression); ``orphan`` (the
 #: impression never came within the grace period: dead-lettered, never counted).
-COUNT_STATUSES = ("counted", "repeat", "held", "orphan")
-RUN_STATUSES = ("running", "succeeded", "failed", "skipped")
-TRAINERS = ("dpo", "kto", "grpo", "rloo")
-REWARD_MODEL_STATUSES = ("active", "retired", "rejected")
+COUNT_STATUSES = tuple(CountStatus)
+RUN_STATUSES = tuple(RunStatus)
+TRAINERS = tuple(Trainer)
+REWARD_MODEL_STATUSES = tuple(RewardModelStatus)
 GATE_DECISIONS = ("continue", "promote", "rollback")
 DECIDERS = ("gate", "operator")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
+def _in(column: str, values: tuple[str, ...]) -> str:  # StrEnum members format as values
     quoted = ", ".join(f"'{v}'" for v in values)
     return f"{column} IN ({quoted})"
 
@@ -85,7 +95,7 @@ class Campaign(Base):
     require_brand: Mapped[bool] = mapped_column(Boolean, default=False)
     forbidden_words: Mapped[list[str]] = mapped_column(JSON, default=list)
     reward: Mapped[str] = mapped_column(String(16), default="click")
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.ACTIVE.value)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     # traffic controls of this campaign; NULL means the setting of the same name
     traffic_floor: Mapped[float | None] = mapped_column(Float)
@@ -112,7 +122,7 @@ class ModelVersion(Base):
     base_model: Mapped[str] = mapped_column(String(300))
     adapter_path: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
-    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    status: Mapped[str] = mapped_column(String(16), default=VersionStatus.CANDIDATE.value)
     data_window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     data_window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     hyperparams: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -138,7 +148,7 @@ class Variant(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=VariantStatus.ACTIVE.value)
     source: Mapped[str] = mapped_column(String(16), default="generated")
     guardrail_report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reward_score: Mapped[float | None] = mapped_column(Float)
@@ -268,7 +278,7 @@ class RewardModelRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=RewardModelStatus.ACTIVE.value)
     source: Mapped[str] = mapped_column(String(16), default="live")
     n_train: Mapped[int] = mapped_column(Integer, default=0)
     data_window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -287,8 +297,8 @@ class TrainingRun(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    trainer: Mapped[str] = mapped_column(String(16), default="dpo")
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    trainer: Mapped[str] = mapped_column(String(16), default=Trainer.DPO.value)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING.value)
     base_model: Mapped[str] = mapped_column(String(300))
     parent_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     candidate_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))

@@ -15,6 +15,7 @@ from adgen.errors import ConflictError
 from adgen.generator.candidates import GenerationResult, LoopConfig, generate_variants
 from adgen.generator.sampling import SamplingParams
 from adgen.model.versions import ModelRegistry
+from adgen.vocabulary import VariantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def generate_for_campaign(
             f"model version {version.id} belongs to the lineage of {version.base_model}, but "
             f"{brief.locale} campaigns are written by {lineage}: pick a version of that lineage"
         )
-    existing = [v.text for v, _ in list_variants(session, campaign.id, ["active", "paused"])]
+    served = [VariantStatus.ACTIVE, VariantStatus.PAUSED]
+    existing = [v.text for v, _ in list_variants(session, campaign.id, served)]
     if rng_seed is None:
         count = session.scalar(
             select(func.count()).select_from(Variant).where(Variant.campaign_id == campaign.id)
@@ -82,7 +84,7 @@ def generate_for_campaign(
         [c.text for c in result.accepted],
         model_version_id=version.id,
         source="generated",
-        status="active",
+        status=VariantStatus.ACTIVE,
         reports=[c.stored_report() for c in result.accepted],
     )
     result.variant_ids = [v.id for v in stored]
@@ -93,7 +95,7 @@ def generate_for_campaign(
         [c.text for c in rejected],
         model_version_id=version.id,
         source="generated",
-        status="rejected",
+        status=VariantStatus.REJECTED,
         reports=[c.stored_report() for c in rejected],
     )
     logger.info(

@@ -27,6 +27,7 @@ from adgen.brief import Brief
 from adgen.errors import ModelError
 from adgen.reward.embeddings import MINILM, get_embedder, minilm_available
 from adgen.reward.features import FeatureSpec, TextFeaturizer
+from adgen.stats import successes_within
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,9 @@ class RewardModel:
             raise ValueError(f"got {len(texts)} texts, {len(s)} successes and {len(n)} trials")
         if len(texts) < 2:
             raise ValueError(f"need at least 2 arms to fit, got {len(texts)}")
-        if (n <= 0).any() or (s < 0).any() or (s > n).any():
-            raise ValueError("every arm needs trials > 0 and 0 <= successes <= trials")
+        if (n <= 0).any() or (s < 0).any():
+            raise ValueError("every arm needs trials > 0 and successes >= 0")
+        s = successes_within(s, n)
         briefs_ = _briefs(briefs, len(texts))
         rate = float(np.clip(s.sum() / n.sum(), 1e-6, 1 - 1e-6))
         a0 = rate * self.config.prior_strength

@@ -37,6 +37,8 @@ from adgen.history.evidence import load_historical
 from adgen.reward.evaluation import evaluate
 from adgen.reward.model import RewardConfig, RewardModel
 from adgen.settings import Settings
+from adgen.stats import successes_within
+from adgen.vocabulary import RewardModelStatus
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,8 @@ def live_evidence(session: Session) -> Evidence:
             briefs[campaign.id] = brief_of(campaign)
         texts.append(text)
         arm_briefs.append(briefs[campaign.id])
-        successes.append(stats.conversions if campaign.reward == "conversion" else stats.clicks)
+        hits = stats.conversions if campaign.reward == "conversion" else stats.clicks
+        successes.append(successes_within(int(hits), int(stats.impressions)))
         trials.append(stats.impressions)
         groups.append(f"campaign:{campaign.id}")
         keys.append(f"variant:{stats.variant_id}")
@@ -208,7 +211,7 @@ def active_record(session: Session) -> RewardModelRecord | None:
     """The newest reward model with status ``active``."""
     return session.scalars(
         select(RewardModelRecord)
-        .where(RewardModelRecord.status == "active")
+        .where(RewardModelRecord.status == RewardModelStatus.ACTIVE)
         .order_by(RewardModelRecord.id.desc())
         .limit(1)
     ).first()
@@ -267,7 +270,7 @@ def train_and_store(
     metrics: dict[str, Any] = {**figures, "primary_metric": primary, "n_eval": len(held)}
     metrics["embeddings"] = model.embedding_model or "none"
 
-    status = "active"
+    status = RewardModelStatus.ACTIVE
     previous, previous_model = _previous(session)
     if previous is not None:
         metrics["previous_id"] = previous.id
@@ -276,7 +279,7 @@ def train_and_store(
             metrics["previous_metrics"] = before
             new, old = figures[primary], before[primary]
             if old is not None and (new is None or new < old):
-                status = "rejected"
+                status = RewardModelStatus.REJECTED
     record = RewardModelRecord(
         path="",
         status=status,
@@ -291,8 +294,8 @@ def train_and_store(
     folder = (settings.var_dir / "reward_models" / str(record.id)).resolve()
     model.save(folder)
     record.path = str(folder)
-    if status == "active" and previous is not None:
-        previous.status = "retired"
+    if status == RewardModelStatus.ACTIVE and previous is not None:
+        previous.status = RewardModelStatus.RETIRED
     session.flush()
     logger.info(
         "reward model %d %s: %s %.4f on %d held-out arms (previous: %s)",

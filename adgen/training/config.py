@@ -2,57 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from adgen.settings import Settings
-
-TrainerKind = Literal["dpo", "kto", "grpo", "rloo"]
-TRAINER_KINDS: tuple[str, ...] = ("dpo", "kto", "grpo", "rloo")
+from adgen.vocabulary import Trainer
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of one preference (DPO/KTO) or on-policy (GRPO/RLOO) run.
 
-    Defaults suit a CPU: fp32, no gradient checkpointing, a learning rate that moves a LoRA
-    adapter in tens of steps (TRL's default 1e-6 does nothing in that budget).
+    Built from :class:`Settings` (:meth:`from_settings`), which hold every default and its
+    description; the dataclass has none of its own, so the two cannot drift apart.
     """
 
-    trainer: TrainerKind = field(
-        default="dpo", metadata={"help": "dpo (default), kto, grpo or rloo."}
-    )
-    steps: int = field(default=20, metadata={"help": "Optimizer steps (max_steps)."})
-    batch_size: int = field(
-        default=4,
-        metadata={"help": "Examples per step; for grpo/rloo, completions per step."},
-    )
-    learning_rate: float = field(default=5e-4, metadata={"help": "AdamW learning rate."})
-    beta: float = field(default=0.1, metadata={"help": "DPO/KTO β (strength of the reference)."})
-    sft_weight: float = field(
-        default=0.0,
-        metadata={
-            "help": "DPO: weight of an added NLL loss on the chosen texts (RPO); keeps the "
-            "policy writing texts like the ones it is taught to prefer. 0 = plain DPO."
-        },
-    )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank of a new adapter."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha of a new adapter."})
-    lora_targets: tuple[str, ...] = field(
-        default=("q_proj", "v_proj"), metadata={"help": "Module names a new adapter wraps."}
-    )
-    max_length: int = field(default=384, metadata={"help": "Prompt + completion tokens."})
-    num_generations: int = field(
-        default=4, metadata={"help": "grpo/rloo: completions per prompt (divides batch_size)."}
-    )
-    max_completion_length: int = field(
-        default=32, metadata={"help": "grpo/rloo: new tokens per completion."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seeds LoRA init, data order, sampling."})
+    trainer: Trainer
+    steps: int
+    batch_size: int
+    learning_rate: float
+    beta: float
+    sft_weight: float
+    lora_r: int
+    lora_alpha: int
+    lora_targets: tuple[str, ...]
+    max_length: int
+    num_generations: int
+    max_completion_length: int
+    seed: int
 
     def __post_init__(self) -> None:
-        if self.trainer not in TRAINER_KINDS:
-            raise ValueError(f"trainer must be one of {TRAINER_KINDS}, got {self.trainer!r}")
+        if self.trainer not in tuple(Trainer):
+            raise ValueError(
+                f"trainer must be one of {[str(t) for t in Trainer]}, got {self.trainer!r}"
+            )
+        object.__setattr__(self, "trainer", Trainer(self.trainer))  # a plain string too
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.batch_size < 2:
@@ -74,7 +58,7 @@ class TrainConfig:
             raise ValueError("lora_targets is empty: name the modules to adapt, e.g. q_proj,v_proj")
         if self.max_length < 16:
             raise ValueError(f"max_length must be >= 16 tokens, got {self.max_length}")
-        if self.trainer in ("grpo", "rloo"):
+        if not self.is_preference:
             if self.num_generations < 2 or self.batch_size % self.num_generations:
                 raise ValueError(
                     f"{self.trainer}: batch_size ({self.batch_size}) counts completions and "
@@ -87,7 +71,7 @@ class TrainConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TrainConfig:
-        """The configuration the settings describe, with keyword overrides."""
+        """The configuration the settings describe, with keyword overrides (validated here)."""
         values: dict[str, Any] = {
             "trainer": settings.trainer,
             "steps": settings.train_steps,
@@ -109,10 +93,11 @@ class TrainConfig:
     @property
     def is_preference(self) -> bool:
         """True for the offline preference trainers (DPO, KTO)."""
-        return self.trainer in ("dpo", "kto")
+        return self.trainer.is_preference
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready hyper-parameters, as recorded on runs and versions."""
         d = asdict(self)
+        d["trainer"] = str(self.trainer)
         d["lora_targets"] = list(self.lora_targets)
         return d

@@ -24,7 +24,9 @@ from adgen.generator.prompts import build_prompt
 from adgen.model.loading import resolve_base_model
 from adgen.model.locales import base_model_for_locale
 from adgen.settings import Settings
+from adgen.stats import posterior_mean, successes_within
 from adgen.training.pairs import ArmOutcome, CampaignEvidence
+from adgen.vocabulary import CampaignStatus, VariantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,10 @@ class Comparison:
     (``arm_stats``) under a Beta prior of ``GATE_PRIOR_STRENGTH`` (m) pseudo-impressions
     centred on the typical rate (the raw rates of all variants compared, each weighing
     n / (n + m)), so that a little-served text counts for about the typical rate, not for
-    its noisy raw one. ``arms`` are (successes, trials)
+    its noisy raw one. That is why the gate, alone among the readers of the evidence, does
+    not use the uniform Beta(1, 1) prior: under it a text shown to a handful of people with
+    no click would count for a rate far below every real one and sink its version's
+    average. ``arms`` are (successes, trials)
     per variant with at least one impression; ``basis`` says what the version was compared
     with.
     """
@@ -104,7 +109,8 @@ class Comparison:
         def side(arms: list[tuple[int, int]]) -> float:
             if not arms:
                 return a0 / (a0 + b0)
-            return float(np.mean([(a0 + s) / (a0 + b0 + n) for s, n in arms]))
+            s, n = np.array(arms, dtype=np.float64).T
+            return float(np.mean(posterior_mean(s, n, prior=(a0, b0))))
 
         return side(self.candidate_arms), side(self.incumbent_arms)
 
@@ -164,13 +170,14 @@ def lineage_campaigns(
     locales = [loc for loc, name in _locale_lineages(settings).items() if name == base_name]
     stmt = select(Campaign).where(Campaign.locale.in_(locales)).order_by(Campaign.id)
     if active_only:
-        stmt = stmt.where(Campaign.status == "active")
+        stmt = stmt.where(Campaign.status == CampaignStatus.ACTIVE)
     return list(session.scalars(stmt))
 
 
 def lineages(session: Session, settings: Settings) -> list[str]:
     """The base models of the locales that active campaigns use, among ``train_locales``."""
-    locales = session.scalars(select(Campaign.locale).where(Campaign.status == "active").distinct())
+    active = Campaign.status == CampaignStatus.ACTIVE
+    locales = session.scalars(select(Campaign.locale).where(active).distinct())
     names = _locale_lineages(settings)
     return sorted({names[loc] for loc in locales if loc in names and loc in settings.train_locales})
 
@@ -199,13 +206,14 @@ def campaign_evidence(session: Session, campaigns: Sequence[Campaign]) -> list[C
             ArmStats.conversions,
         )
         .join(ArmStats, ArmStats.variant_id == Variant.id)
-        .where(Variant.campaign_id.in_(list(by_id)), Variant.status != "rejected")
+        .where(Variant.campaign_id.in_(list(by_id)), Variant.status != VariantStatus.REJECTED)
         .order_by(Variant.campaign_id, Variant.id)
     ).all()
     arms: dict[int, list[ArmOutcome]] = {cid: [] for cid in by_id}
     for cid, vid, text, impressions, clicks, conversions in rows:
         successes = clicks if by_id[cid].reward == "click" else conversions
-        arms[cid].append(ArmOutcome(vid, text, min(successes, impressions), impressions))
+        hits = successes_within(successes, impressions)
+        arms[cid].append(ArmOutcome(vid, text, hits, impressions))
     return [
         CampaignEvidence(cid, build_prompt(brief_of(by_id[cid])).messages(), tuple(arms[cid]))
         for cid in by_id
@@ -252,10 +260,10 @@ def _arms(
         .join(Campaign, Campaign.id == Variant.campaign_id)
         .where(
             Variant.campaign_id.in_(list(campaign_ids)),
-            Variant.status != "rejected",
+            Variant.status != VariantStatus.REJECTED,
             ArmStats.impressions > 0,
             variant_filter,  # type: ignore[arg-type]
         )
         .order_by(Variant.id)
     ).all()
-    return [(min(int(s), int(n)), int(n)) for s, n in rows]
+    return [(successes_within(int(s), int(n)), int(n)) for s, n in rows]

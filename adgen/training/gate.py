@@ -20,6 +20,7 @@ from adgen.errors import ConflictError
 from adgen.settings import Settings
 from adgen.training.evidence import Comparison, compare
 from adgen.training.rollout import active_of, get_version, promote, record_decision, rollback
+from adgen.vocabulary import VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def decide(
 def evaluate(session: Session, candidate_id: int, settings: Settings) -> GateDecision:
     """Evaluate candidate ``candidate_id`` once, apply the verdict, and record it."""
     candidate = get_version(session, candidate_id, lock=True)
-    if candidate.status != "candidate":
+    if candidate.status != VersionStatus.CANDIDATE:
         raise ConflictError(
             f"model version {candidate_id} is {candidate.status}, not a candidate: "
             "the gate only evaluates candidates"

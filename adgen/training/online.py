@@ -2,7 +2,7 @@
 
 The reward of a completion is the reward model's score for its text and the campaign's
 brief, minus ``GUARDRAIL_PENALTY`` when the text fails the guardrails. On a CPU a step
-costs seconds and tens of steps do not move the reward much (see NOTES-ML); DPO/KTO on
+costs seconds and tens of steps do not move the reward much (see docs/model-notes.md); DPO/KTO on
 live evidence is the workhorse, this is for GPUs and long runs. The KL coefficient is
 TRL's default (β = 0: no reference pass); the parent's adapter is the starting point.
 """
@@ -18,6 +18,7 @@ from adgen.guardrails import GuardrailConfig, check
 from adgen.training.config import TrainConfig
 from adgen.training.pairs import Messages
 from adgen.training.trl_run import TrainStats, common_args, run_trainer
+from adgen.vocabulary import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ def train_online(
         raise ValueError("on-policy training needs at least one prompt")
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
-    classes: dict[str, tuple[Any, Any]] = {
-        "grpo": (GRPOConfig, GRPOTrainer),
-        "rloo": (RLOOConfig, RLOOTrainer),
+    classes: dict[Trainer, tuple[Any, Any]] = {
+        Trainer.GRPO: (GRPOConfig, GRPOTrainer),
+        Trainer.RLOO: (RLOOConfig, RLOOTrainer),
     }
     if config.trainer not in classes:
         raise ValueError(f"train_online runs grpo or rloo, not {config.trainer!r}")

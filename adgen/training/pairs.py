@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adgen.stats import prob_better
+from adgen.stats import posterior_mean, prob_better
 
 Messages = list[dict[str, str]]
 PairSource = Literal["live", "reward_model"]
@@ -50,7 +50,7 @@ class ArmOutcome:
     @property
     def posterior_mean(self) -> float:
         """Mean of the Beta(1 + s, 1 + n − s) posterior of the success rate."""
-        return (self.successes + 1) / (self.trials + 2)
+        return float(posterior_mean(self.successes, self.trials))
 
 
 @dataclass(frozen=True)

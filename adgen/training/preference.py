@@ -14,6 +14,7 @@ from adgen.errors import InsufficientEvidence
 from adgen.training.config import TrainConfig
 from adgen.training.pairs import BinaryExample, PreferencePair, dpo_rows, kto_rows
 from adgen.training.trl_run import TrainStats, common_args, run_trainer
+from adgen.vocabulary import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def train_dpo(
     if not pairs:
         raise InsufficientEvidence("DPO needs at least one preference pair")
     logger.info("DPO: %d pairs, %d steps of %d", len(pairs), config.steps, config.batch_size)
-    return _run_offline("dpo", model, tokenizer, dpo_rows(pairs), config, use_cpu, progress)
+    return _run_offline(Trainer.DPO, model, tokenizer, dpo_rows(pairs), config, use_cpu, progress)
 
 
 def train_kto(
@@ -62,11 +63,11 @@ def train_kto(
         config.batch_size,
     )
     rows = kto_rows(examples, config.seed)
-    return _run_offline("kto", model, tokenizer, rows, config, use_cpu, progress)
+    return _run_offline(Trainer.KTO, model, tokenizer, rows, config, use_cpu, progress)
 
 
 def _run_offline(
-    trainer: str,
+    trainer: Trainer,
     model: Any,
     tokenizer: Any,
     rows: Sequence[dict[str, Any]],
@@ -78,13 +79,12 @@ def _run_offline(
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
-    args_cls, trainer_cls = {"dpo": (DPOConfig, DPOTrainer), "kto": (KTOConfig, KTOTrainer)}[
-        trainer
-    ]
+    classes = {Trainer.DPO: (DPOConfig, DPOTrainer), Trainer.KTO: (KTOConfig, KTOTrainer)}
+    args_cls, trainer_cls = classes[trainer]
     dataset = Dataset.from_list(list(rows))
 
     extra: dict[str, Any] = {}
-    if trainer == "dpo" and config.sft_weight > 0:  # RPO: DPO's loss + weight × NLL(chosen)
+    if trainer is Trainer.DPO and config.sft_weight > 0:  # RPO: DPO's loss + weight × NLL(chosen)
         extra = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, config.sft_weight]}
 
     def build(output_dir: str, callbacks: list[Any]) -> Any:

@@ -21,6 +21,7 @@ from adgen.training.pairs import BinaryExample, Messages, PreferencePair
 from adgen.training.policy import save_adapter
 from adgen.training.preference import train_dpo, train_kto
 from adgen.training.trl_run import TrainStats
+from adgen.vocabulary import Trainer
 
 
 @dataclass
@@ -81,9 +82,9 @@ def _train(
     use_cpu: bool,
     progress: bool,
 ) -> TrainStats:
-    if config.trainer == "dpo":
+    if config.trainer is Trainer.DPO:
         return train_dpo(policy, tokenizer, data.pairs, config, use_cpu=use_cpu, progress=progress)
-    if config.trainer == "kto":
+    if config.trainer is Trainer.KTO:
         return train_kto(
             policy, tokenizer, data.examples, config, use_cpu=use_cpu, progress=progress
         )

@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 
 from adgen.db.models import TrainingRun
 from adgen.training.config import TrainConfig
+from adgen.vocabulary import RunStatus
 
 
 def start_run(session: Session, base_model: str, config: TrainConfig) -> TrainingRun:
     """A new run in status ``running`` (flushed, with its id)."""
     run = TrainingRun(
         trainer=config.trainer,
-        status="running",
+        status=RunStatus.RUNNING,
         base_model=base_model,
         hyperparams=config.as_dict(),
         metrics={},
@@ -55,7 +56,7 @@ def last_succeeded(session: Session, base_model: str) -> TrainingRun | None:
     """The latest successful run of this lineage."""
     return session.scalars(
         select(TrainingRun)
-        .where(TrainingRun.base_model == base_model, TrainingRun.status == "succeeded")
+        .where(TrainingRun.base_model == base_model, TrainingRun.status == RunStatus.SUCCEEDED)
         .order_by(TrainingRun.id.desc())
         .limit(1)
     ).first()

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from adgen.db.models import ArmStats, Campaign, ModelVersion, Variant
+from adgen.vocabulary import VariantStatus
 
 
 class VersionSummary(BaseModel):
@@ -48,7 +49,7 @@ def version_summaries(session: Session, base_model: str | None = None) -> list[V
         select(
             Variant.model_version_id.label("version_id"),
             func.count(Variant.id).label("variants"),
-            func.count(Variant.id).filter(Variant.status == "active").label("active"),
+            func.count(Variant.id).filter(Variant.status == VariantStatus.ACTIVE).label("active"),
             func.coalesce(func.sum(ArmStats.impressions), 0).label("impressions"),
             func.coalesce(func.sum(success), 0).label("successes"),
         )

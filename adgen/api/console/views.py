@@ -33,7 +33,7 @@ from adgen.errors import NotFoundError
 from adgen.health import Health, campaign_health
 from adgen.operations import effective_controls
 from adgen.settings import Settings
-from adgen.stats import credible_interval, prob_best
+from adgen.stats import credible_interval, prob_best, successes_within
 
 #: The health page's ingest figures come from this many newest events.
 INGEST_WINDOW = 1000
@@ -212,7 +212,7 @@ def series(session: Session, campaign_id: int) -> Series:
     for (h, vid), (n, s) in hourly.items():
         counts[bucket(h), column[vid]] += (n, s)
     trials = np.cumsum(counts[:, :, 0], axis=0)
-    successes = np.minimum(np.cumsum(counts[:, :, 1], axis=0), trials)
+    successes = successes_within(np.cumsum(counts[:, :, 1], axis=0), trials)
     served = counts[:, :, 0].sum(axis=1, keepdims=True)
     share = np.divide(counts[:, :, 0], served, out=np.full_like(trials, np.nan), where=served > 0)
     rate = np.divide(successes, trials, out=np.full_like(trials, np.nan), where=trials > 0)

@@ -3,7 +3,7 @@ add variants by hand (admin)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
@@ -31,12 +31,11 @@ from adgen.errors import ValidationError
 from adgen.guardrails import check, config_from_settings
 from adgen.operations import effective_controls
 from adgen.srm import campaign_srm
+from adgen.vocabulary import CampaignStatus, VariantStatus
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 CampaignId = Annotated[int, Path(ge=1, le=MAX_ID, description="campaign id")]
-VariantStatus = Literal["active", "paused", "rejected"]
-CampaignStatus = Literal["active", "paused", "archived"]
 
 
 @router.post("", status_code=201, dependencies=[AdminDep])
@@ -112,7 +111,8 @@ def add(
     campaign = get_campaign(session, campaign_id)
     brief = brief_of(campaign)
     config = config_from_settings(settings)
-    existing = [v.text for v, _ in list_variants(session, campaign_id, ["active", "paused"])]
+    served = [VariantStatus.ACTIVE, VariantStatus.PAUSED]
+    existing = [v.text for v, _ in list_variants(session, campaign_id, served)]
     reports, failures = [], []
     for i, text in enumerate(body.texts):
         report = check(text, brief, existing, config)
