@@ -30,6 +30,7 @@ from adgen.db import migrate
 from adgen.db.campaigns import create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.db.models import Campaign, ModelVersion, Variant
+from adgen.model.versions import active_version, lineage_of
 from adgen.settings import Settings
 from adgen.simulation import TrafficResult, TrafficSimulator
 
@@ -120,6 +121,7 @@ class ClosedLoop:
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> ClosedLoop:
         from adgen.ingest.consumer import IngestConsumer
+        from adgen.model.artifacts import database_store
         from adgen.model.versions import ModelRegistry
         from adgen.training.scheduler import TrainingJob
 
@@ -136,7 +138,7 @@ class ClosedLoop:
         migrate.upgrade(settings.db_url)
         self.sessions = session_factory(self.engine)
         ensure_topic(bootstrap, settings.events_topic, settings.topic_partitions)
-        self.registry = ModelRegistry(settings)
+        self.registry = ModelRegistry(settings, database_store(settings, self.sessions))
         self.allocator = Allocator(self.sessions, settings, np.random.default_rng(self.config.seed))
         self.producer = EventProducer(bootstrap, settings.events_topic)
         self.consumer = IngestConsumer(settings, self.sessions)
@@ -177,22 +179,22 @@ class ClosedLoop:
     # --- the loop --------------------------------------------------------------------------
     def setup(self, progress: Callable[[int], None] | None = None) -> list[int]:
         """Create the campaigns and let each lineage's active version write their variants."""
-        from adgen.generator import generate_for_campaign
+        from adgen.generator import plan_generation, run_generation, store_generation
 
         for brief in self.briefs:
             with transaction(self.sessions) as session:
                 campaign = create_campaign(session, brief)
-                self.registry.ensure_base_version(
-                    session, self.registry.base_name_for_locale(brief.locale)
-                )
-                generate_for_campaign(
+                job = plan_generation(
                     session,
                     self.registry,
                     campaign,
                     self.config.variants_per_campaign,
                     rng_seed=self.config.seed + len(self.campaign_ids),
                 )
-                self.campaign_ids.append(campaign.id)
+            result = run_generation(self.registry, job)
+            with transaction(self.sessions) as session:
+                store_generation(session, job, result)
+            self.campaign_ids.append(job.campaign_id)
             if progress is not None:
                 progress(1)
         self.allocator.refresh()
@@ -250,8 +252,7 @@ class ClosedLoop:
             }
             out: dict[str, int] = {}
             for locale in sorted(locales):
-                base = self.registry.base_name_for_locale(locale)
-                out[locale] = self.registry.active_version(s, base).id
+                out[locale] = active_version(s, lineage_of(self.settings, locale)).id
             return out
 
     def true_ctr_of_versions(self, version_ids: Sequence[int]) -> float:

@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.errors import ConfigError
+from adgen.model.versions import open_candidates
 from adgen.settings import Settings
 from adgen.training.cycle import CycleResult, run_cycle
 from adgen.training.evidence import lineages
 from adgen.training.gate import evaluate
 from adgen.training.policy import TrainingModels
-from adgen.training.rollout import open_candidates
 
 logger = logging.getLogger(__name__)
 
