@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from adgen.generator.campaign import (
     GenerationJob,
+    generate_and_store,
     generate_for_campaign,
     plan_generation,
     run_generation,
@@ -19,6 +20,7 @@ __all__ = [
     "GenerationResult",
     "LoopConfig",
     "SamplingParams",
+    "generate_and_store",
     "generate_for_campaign",
     "generate_variants",
     "plan_generation",

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.brief import Brief
-from adgen.db.campaigns import add_variants, brief_of, list_variants
+from adgen.db.campaigns import add_variants, brief_of, get_campaign, list_variants
+from adgen.db.engine import transaction
 from adgen.db.models import Campaign, ModelVersion, Variant
 from adgen.errors import ConflictError
 from adgen.generator.candidates import GenerationResult, LoopConfig, generate_variants
@@ -151,6 +152,26 @@ def store_generation(
         result.attempts,
     )
     return result
+
+
+def generate_and_store(
+    sessions: sessionmaker[Session],
+    registry: ModelRegistry,
+    campaign_id: int,
+    n: int,
+    version: int | None = None,
+    rng_seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> GenerationResult:
+    """Plan in one short transaction, generate with none open (an open write on SQLite
+    would stall ingest for the seconds the model takes), store in another."""
+    with transaction(sessions) as session:
+        job = plan_generation(
+            session, registry, get_campaign(session, campaign_id), n, version, rng_seed
+        )
+    result = run_generation(registry, job, progress)
+    with transaction(sessions) as session:
+        return store_generation(session, job, result)
 
 
 def generate_for_campaign(

@@ -414,5 +414,5 @@ class ModelRegistry:
                 f"could not load the LoRA adapter of {label} from {path}: {exc}"
             ) from exc
         base.adapters[str(path)] = name
-        logger.info("loaded adapter %s of %s (%s) on base %s", name, label, path, base.name)
+        logger.info("loaded the adapter of %s as %s from %s on %s", label, name, path, base.name)
         return name

@@ -49,6 +49,8 @@ class JobReport:
     cycles: list[CycleResult] = field(default_factory=list)
     decisions: list[tuple[int, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    failed_cycles: int = 0
+    """Training cycles that raised (each also has a line in ``errors``)."""
 
     @property
     def ok(self) -> bool:
@@ -123,6 +125,7 @@ class TrainingJob:
         except Exception as exc:
             logger.exception("training cycle for %s failed", base)
             report.errors.append(f"cycle {base}: {type(exc).__name__}: {exc}")
+            report.failed_cycles += 1
 
 
 def make_trigger(settings: Settings) -> BaseTrigger:

@@ -16,10 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adgen.api.deps import AdminDep, AllocatorDep, SettingsDep, StateDep
 from adgen.api.schemas import MAX_ID, Id
-from adgen.db.campaigns import get_campaign
-from adgen.db.engine import transaction
 from adgen.errors import ModelError
-from adgen.generator import plan_generation, run_generation, store_generation
+from adgen.generator import generate_and_store
 from adgen.model.artifacts import database_store
 from adgen.model.versions import ModelRegistry
 
@@ -90,16 +88,11 @@ def generate(
     """Write variants for a campaign with the model (admin); accepted ones are served."""
     request = body or GenerateRequest.model_validate({})
     try:
-        with transaction(state.sessions) as session:
-            campaign = get_campaign(session, campaign_id)
-            job = plan_generation(
-                session, registry, campaign, request.n, request.version, request.seed
-            )
-        result = run_generation(registry, job)
+        result = generate_and_store(
+            state.sessions, registry, campaign_id, request.n, request.version, request.seed
+        )
     except ModelError as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
-    with transaction(state.sessions) as session:
-        store_generation(session, job, result)
     allocator.wake()
     summary = result.as_dict()
     return GenerationPublic(
