@@ -37,6 +37,7 @@ def log_to_file(var_dir: Path) -> Path:
     var_dir.mkdir(parents=True, exist_ok=True)
     path = var_dir / "demo.log"
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
