@@ -14,7 +14,13 @@ from sqlalchemy import func, select
 from adgen.audience import load_audience
 from adgen.brief import Brief
 from adgen.cli.demo_cmd import demo_settings
-from adgen.cli.demo_report import OneLine, failure_line, round_line, summary_lines
+from adgen.cli.demo_report import (
+    OneLine,
+    failure_line,
+    no_traceback,
+    round_line,
+    summary_lines,
+)
 from adgen.db.models import ArmStats, Event, GateDecision, ModelVersion, TrainingRun, Variant
 from adgen.errors import ModelError
 from adgen.loop import (
@@ -157,19 +163,23 @@ def test_one_line_per_round_and_a_summary_in_words() -> None:
     assert not LoopSummary({}, {}, {}, [], cycles=0, failed_cycles=0).could_not_learn
 
 
-def test_console_log_lines_are_one_line_even_with_a_traceback(tmp_path: Path) -> None:
-    try:
-        raise ModelError("LoRA adapter folder x has no adapter_config.json\nmore detail")
-    except ModelError:
-        record = logging.LogRecord(
-            "adgen.training.cycle", logging.ERROR, __file__, 1, "cycle for %s failed",
-            ("smollm2",), sys.exc_info(),
-        )
-    text = OneLine().format(record)
-    assert text == (
-        "error: cycle for smollm2 failed: ModelError: LoRA adapter folder x has no "
-        "adapter_config.json"
+def test_console_log_lines_are_one_line_and_tracebacks_stay_in_the_file(
+    tmp_path: Path,
+) -> None:
+    warning = logging.LogRecord(
+        "adgen.model.locales", logging.WARNING, __file__, 1, "zh falls back to %s\nmore",
+        ("smollm2",), None,
     )
+    assert OneLine().format(warning) == "warning: zh falls back to smollm2"
+    assert no_traceback(warning)
+    try:
+        raise ModelError("LoRA adapter folder x has no adapter_config.json")
+    except ModelError:
+        failed = logging.LogRecord(
+            "adgen.training.cycle", logging.ERROR, __file__, 1, "cycle failed", (),
+            sys.exc_info(),
+        )
+    assert not no_traceback(failed)  # the demo prints its own line for a failed cycle
     assert failure_line(1, "cycle smollm2: ModelError: boom", tmp_path / "demo.log") == (
         f"round 1: cycle smollm2: ModelError: boom (details in {tmp_path / 'demo.log'})"
     )

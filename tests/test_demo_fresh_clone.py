@@ -26,8 +26,8 @@ def test_short_demo_from_a_fresh_working_directory_trains_every_cycle(tmp_path: 
         ADGEN_PAIR_THRESHOLD="0.6",
         ADGEN_RM_SAMPLES="0",
         ADGEN_TRAIN_BATCH_SIZE="2",
-        ADGEN_MAX_LENGTH="64",
-        ADGEN_GEN_MAX_NEW_TOKENS="20",
+        ADGEN_GEN_MAX_NEW_TOKENS="24",
+        ADGEN_GEN_MAX_ATTEMPTS="1",
         ADGEN_ROLLOUT_VARIANTS="1",
         ADGEN_ROLLOUT_BEST_OF="1",
         ADGEN_BASE_MODEL_ZH="smollm2-135m-instruct",  # one small base model keeps it short
@@ -40,6 +40,7 @@ def test_short_demo_from_a_fresh_working_directory_trains_every_cycle(tmp_path: 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "Traceback" not in output and "ModelError" not in output, output[-4000:]
+    assert " INFO " not in output and "Loading weights" not in output  # logs go to the file
 
     var = tmp_path / "var"
     assert (var / "demo.log").is_file() and (var / "demo_rounds.png").is_file()

@@ -74,7 +74,8 @@ def demo(
     log = log_to_file(settings.var_dir)
     console.print(
         f"[bold]adgen demo[/bold]: audience [cyan]{aud.name}[/cyan], {rounds} rounds of "
-        f"{impressions:,} impressions, database {settings.db_url}, log {log}"
+        f"{impressions:,} impressions, database {settings.db_url}, log {log}",
+        soft_wrap=True,
     )
     columns = (
         TextColumn("{task.description}"),
@@ -92,7 +93,9 @@ def demo(
                 advance: Callable[[int], None] = functools.partial(bar.advance, task)
                 report = loop.run_round(r, progress=advance)
             for failure in report.failures:
-                console.print(failure_line(r, failure, log), style="red", highlight=False)
+                console.print(
+                    failure_line(r, failure, log), style="red", highlight=False, soft_wrap=True
+                )
             if not console.is_terminal:
                 console.print(round_line(report), soft_wrap=True, highlight=False)
         reports = loop.rounds

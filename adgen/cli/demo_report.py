@@ -20,20 +20,24 @@ TABLE_MIN_WIDTH = 110
 
 
 class OneLine(logging.Formatter):
-    """``LEVEL name: message`` on one line; a traceback becomes its last line only."""
+    """``level: message``, the message's first line only."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage().splitlines()[0] if record.getMessage() else ""
-        if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            message = f"{message}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        return f"{record.levelname.lower()}: {message}"
+        lines = record.getMessage().splitlines()
+        return f"{record.levelname.lower()}: {lines[0] if lines else ''}"
+
+
+def no_traceback(record: logging.LogRecord) -> bool:
+    """Records that carry an exception stay in the file: the demo reports each failed
+    cycle itself, in one line with the log file's path."""
+    return record.exc_info is None
 
 
 def log_to_file(var_dir: Path) -> Path:
     """Send every log record (INFO and up) and Python warning to ``var_dir/demo.log``; the
-    console keeps warnings and errors, one line each. Progress bars of the model libraries
-    are switched off. Returns the log file's path."""
+    console keeps warnings and errors, one line each (failures with a traceback are the
+    demo's own lines). Progress bars of the model libraries are switched off. Returns the
+    log file's path."""
     var_dir.mkdir(parents=True, exist_ok=True)
     path = var_dir / "demo.log"
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -50,6 +54,7 @@ def log_to_file(var_dir: Path) -> Path:
     to_console = logging.StreamHandler()
     to_console.setLevel(logging.WARNING)
     to_console.setFormatter(OneLine())
+    to_console.addFilter(no_traceback)
     root.addHandler(to_file)
     root.addHandler(to_console)
     root.setLevel(logging.INFO)
