@@ -155,7 +155,7 @@ def test_one_line_per_round_and_a_summary_in_words() -> None:
     )
     lines = summary_lines(learned)
     assert lines[0] == "en: v5 serves; its texts' true CTR is +25.0% against the base model's (v1)."
-    assert lines[1].startswith("zh: the base model (v2) still serves")
+    assert lines[1] == "zh: the base model (v2) still serves."
     assert "v3 was rolled back: P(better) 0.0100 <= 0.05." in lines
     assert lines[-1] == "1 of 4 training cycles failed." and not learned.could_not_learn
     failed = LoopSummary({"en": 1}, {"en": 1}, {"en": None}, [], cycles=2, failed_cycles=2)

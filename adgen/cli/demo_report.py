@@ -125,9 +125,7 @@ def summary_lines(summary: LoopSummary) -> list[str]:
     for locale, version in summary.serving.items():
         lift = summary.lift.get(locale)
         if lift is None:
-            lines.append(
-                f"{locale}: the base model (v{version}) still serves; no candidate beat it."
-            )
+            lines.append(f"{locale}: the base model (v{version}) still serves.")
         else:
             lines.append(
                 f"{locale}: v{version} serves; its texts' true CTR is {lift:+.1%} against the "
