@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from adgen.allocator import Allocator
 from adgen.audience import Audience
@@ -29,7 +30,8 @@ from adgen.bus.topics import ensure_topic
 from adgen.db import migrate
 from adgen.db.campaigns import create_campaign
 from adgen.db.engine import make_engine, session_factory, transaction
-from adgen.db.models import Campaign, ModelVersion, Variant
+from adgen.db.models import Campaign, GateDecision, ModelVersion, Variant
+from adgen.model.versions import active_version, lineage_of
 from adgen.settings import Settings
 from adgen.simulation import TrafficResult, TrafficSimulator
 
@@ -89,10 +91,37 @@ class RoundReport:
     candidates: list[int] = field(default_factory=list)
     candidate_true_ctr: float | None = None
     training: list[str] = field(default_factory=list)
+    cycles: int = 0
+    """Training cycles the round ran (trained, skipped or failed)."""
+    failed_cycles: int = 0
+    failures: list[str] = field(default_factory=list)
+    """One line per failed cycle or gate step: what failed and why."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-able figures."""
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class LoopSummary:
+    """The loop's outcome in figures a person can read out."""
+
+    serving: dict[str, int]
+    """locale -> the version serving it now."""
+    base: dict[str, int]
+    """locale -> the bare base version of that lineage."""
+    lift: dict[str, float | None]
+    """locale -> true CTR of the serving version's texts over the base's, minus 1 (None
+    when the base still serves)."""
+    rolled_back: list[tuple[int, str]]
+    """(candidate version, the gate's or operator's reason), in order."""
+    cycles: int
+    failed_cycles: int
+
+    @property
+    def could_not_learn(self) -> bool:
+        """True when training was attempted and every attempt failed."""
+        return self.cycles > 0 and self.failed_cycles >= self.cycles
 
 
 class ClosedLoop:
@@ -120,6 +149,7 @@ class ClosedLoop:
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> ClosedLoop:
         from adgen.ingest.consumer import IngestConsumer
+        from adgen.model.artifacts import database_store
         from adgen.model.versions import ModelRegistry
         from adgen.training.scheduler import TrainingJob
 
@@ -136,7 +166,7 @@ class ClosedLoop:
         migrate.upgrade(settings.db_url)
         self.sessions = session_factory(self.engine)
         ensure_topic(bootstrap, settings.events_topic, settings.topic_partitions)
-        self.registry = ModelRegistry(settings)
+        self.registry = ModelRegistry(settings, database_store(settings, self.sessions))
         self.allocator = Allocator(self.sessions, settings, np.random.default_rng(self.config.seed))
         self.producer = EventProducer(bootstrap, settings.events_topic)
         self.consumer = IngestConsumer(settings, self.sessions)
@@ -177,22 +207,19 @@ class ClosedLoop:
     # --- the loop --------------------------------------------------------------------------
     def setup(self, progress: Callable[[int], None] | None = None) -> list[int]:
         """Create the campaigns and let each lineage's active version write their variants."""
-        from adgen.generator import generate_for_campaign
+        from adgen.generator import generate_and_store
 
         for brief in self.briefs:
             with transaction(self.sessions) as session:
-                campaign = create_campaign(session, brief)
-                self.registry.ensure_base_version(
-                    session, self.registry.base_name_for_locale(brief.locale)
-                )
-                generate_for_campaign(
-                    session,
-                    self.registry,
-                    campaign,
-                    self.config.variants_per_campaign,
-                    rng_seed=self.config.seed + len(self.campaign_ids),
-                )
-                self.campaign_ids.append(campaign.id)
+                campaign_id = create_campaign(session, brief).id
+            generate_and_store(
+                self.sessions,
+                self.registry,
+                campaign_id,
+                self.config.variants_per_campaign,
+                rng_seed=self.config.seed + len(self.campaign_ids),
+            )
+            self.campaign_ids.append(campaign_id)
             if progress is not None:
                 progress(1)
         self.allocator.refresh()
@@ -214,7 +241,7 @@ class ClosedLoop:
         training = [
             f"{c.base_model}: {c.status}" + (f" ({c.reason})" if c.reason else "")
             for c in report.cycles
-        ] + report.errors
+        ]
         self.allocator.refresh()
         result = RoundReport(
             round=number,
@@ -229,9 +256,41 @@ class ClosedLoop:
             candidates=candidates,
             candidate_true_ctr=self.true_ctr_of_versions(candidates) if candidates else None,
             training=training,
+            cycles=len(report.cycles) + report.failed_cycles,
+            failed_cycles=report.failed_cycles,
+            failures=list(report.errors),
         )
         self.rounds.append(result)
         return result
+
+    def summary(self) -> LoopSummary:
+        """What the loop learned: who serves each locale now, how good its texts are next to
+        the base model's, and which candidates were rolled back and why."""
+        serving = self._serving()
+        with self.sessions() as s:
+            first = {loc: self._base_of(s, v) for loc, v in serving.items()}
+            decisions = s.execute(
+                select(GateDecision.candidate_version_id, GateDecision.details)
+                .where(GateDecision.decision == "rollback")
+                .order_by(GateDecision.id)
+            ).all()
+        lifts: dict[str, float | None] = {}
+        for loc, version in serving.items():
+            base = self.true_ctr_of_versions([first[loc]])
+            now = self.true_ctr_of_versions([version])
+            lifts[loc] = now / base - 1 if base > 0 and version != first[loc] else None
+        rolled_back = [(v, str((d or {}).get("reason", "no reason given"))) for v, d in decisions]
+        failed = sum(r.failed_cycles for r in self.rounds)
+        cycles = sum(r.cycles for r in self.rounds)
+        return LoopSummary(serving, first, lifts, rolled_back, cycles, failed)
+
+    @staticmethod
+    def _base_of(session: Session, version_id: int) -> int:
+        """The root of ``version_id``'s lineage (its bare base version)."""
+        version = session.get_one(ModelVersion, version_id)
+        while version.parent_id is not None:
+            version = session.get_one(ModelVersion, version.parent_id)
+        return version.id
 
     def _accumulate(self, traffic: TrafficResult) -> None:
         for vid, (impressions, clicks) in traffic.served.items():
@@ -250,8 +309,7 @@ class ClosedLoop:
             }
             out: dict[str, int] = {}
             for locale in sorted(locales):
-                base = self.registry.base_name_for_locale(locale)
-                out[locale] = self.registry.active_version(s, base).id
+                out[locale] = active_version(s, lineage_of(self.settings, locale)).id
             return out
 
     def true_ctr_of_versions(self, version_ids: Sequence[int]) -> float:

@@ -329,7 +329,8 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        """Where LoRA adapters of trained versions are written."""
+        """Where training writes an adapter before storing it as an artifact (and where
+        version records made before artifacts keep their adapter folders)."""
         return self.var_dir / "models"
 
     def admin_token_value(self) -> str:

@@ -41,6 +41,7 @@ from adgen.db.models import ModelVersion
 from adgen.generator import SamplingParams, sample_texts
 from adgen.guardrails import check
 from adgen.loop import ClosedLoop, DemoConfig, load_briefs
+from adgen.model.versions import active_version
 from adgen.reward.model import RewardModel
 from adgen.reward.training import load_active
 from adgen.settings import Settings
@@ -146,7 +147,7 @@ def main() -> None:
             base = next(v for v in versions.values() if v.parent_id is None)
             base_ctr = evaluate(loop, base, briefs, args.samples, args.seed)
             with loop.sessions() as s:  # the version the lineage serves after the last round
-                final_id = loop.registry.active_version(s, base.base_model).id
+                final_id = active_version(s, base.base_model).id
             per_round, final_ctr = [], base_ctr
             for report in loop.rounds:
                 vid = report.candidates[0] if report.candidates else report.serving["en"]
@@ -171,7 +172,7 @@ def main() -> None:
                 final_ctr = evaluate(loop, versions[final_id], briefs, args.samples, args.seed)
             no_retrain = evaluate(loop, base, briefs, args.samples, args.seed + 1000)
             with loop.sessions() as s:
-                reward_model = load_active(s)
+                reward_model = load_active(s, loop.settings)
             if reward_model is None:
                 final_served = rm_ctr = math.nan
             else:

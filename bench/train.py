@@ -42,12 +42,11 @@ from adgen.generator.prompts import build_prompt
 from adgen.guardrails import config_from_settings
 from adgen.ingest.batch import DecodedBatch, RawMessage
 from adgen.ingest.store import VariantDirectory, store_batch
-from adgen.model.versions import ModelRegistry
+from adgen.model.versions import ModelRegistry, lineage_of
 from adgen.reward import RewardConfig, RewardModel
 from adgen.settings import Settings
 from adgen.training.config import TrainConfig
 from adgen.training.cycle import run_cycle
-from adgen.training.evidence import lineage_of
 from adgen.training.online import guarded_reward, train_online
 from adgen.training.pairs import (
     ArmOutcome,

@@ -3,7 +3,10 @@ the round table agrees with the database."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -11,8 +14,23 @@ from sqlalchemy import func, select
 from adgen.audience import load_audience
 from adgen.brief import Brief
 from adgen.cli.demo_cmd import demo_settings
+from adgen.cli.demo_report import (
+    OneLine,
+    failure_line,
+    no_traceback,
+    round_line,
+    summary_lines,
+)
 from adgen.db.models import ArmStats, Event, GateDecision, ModelVersion, TrainingRun, Variant
-from adgen.loop import ClosedLoop, DemoConfig, load_briefs, one_round_gate_max
+from adgen.errors import ModelError
+from adgen.loop import (
+    ClosedLoop,
+    DemoConfig,
+    LoopSummary,
+    RoundReport,
+    load_briefs,
+    one_round_gate_max,
+)
 from adgen.settings import Settings
 
 
@@ -116,3 +134,52 @@ def test_the_loop_decides_each_candidate_on_traffic_one_round_surely_gives_it() 
     no_floor = settings.model_copy(update={"candidate_traffic_floor": 0.0})
     assert one_round_gate_max(no_floor, 100_000) == 9_000
     assert one_round_gate_max(settings, 10) == 1
+
+
+def _report(number: int, **extra: object) -> RoundReport:
+    figures: dict[str, Any] = dict(
+        round=number, serving={"en": 1, "zh": 2}, generated_true_ctr=0.031,
+        served_ctr=0.029, impressions=20_000, clicks=580, regret=12.5,
+    )
+    return RoundReport(**{**figures, **extra})
+
+
+def test_one_line_per_round_and_a_summary_in_words() -> None:
+    line = round_line(_report(2, candidates=[3], candidate_true_ctr=0.04, rolled_back=[3]))
+    assert "\n" not in line and line.startswith("round 2: serving en:v1, zh:v2")
+    assert "new candidate v3 (true CTR 0.04)" in line and "rolled back v3" in line
+
+    learned = LoopSummary(
+        serving={"en": 5, "zh": 2}, base={"en": 1, "zh": 2}, lift={"en": 0.25, "zh": None},
+        rolled_back=[(3, "P(better) 0.0100 <= 0.05")], cycles=4, failed_cycles=1,
+    )
+    lines = summary_lines(learned)
+    assert lines[0] == "en: v5 serves; its texts' true CTR is +25.0% against the base model's (v1)."
+    assert lines[1] == "zh: the base model (v2) still serves."
+    assert "v3 was rolled back: P(better) 0.0100 <= 0.05." in lines
+    assert lines[-1] == "1 of 4 training cycles failed." and not learned.could_not_learn
+    failed = LoopSummary({"en": 1}, {"en": 1}, {"en": None}, [], cycles=2, failed_cycles=2)
+    assert failed.could_not_learn
+    assert not LoopSummary({}, {}, {}, [], cycles=0, failed_cycles=0).could_not_learn
+
+
+def test_console_log_lines_are_one_line_and_tracebacks_stay_in_the_file(
+    tmp_path: Path,
+) -> None:
+    warning = logging.LogRecord(
+        "adgen.model.locales", logging.WARNING, __file__, 1, "zh falls back to %s\nmore",
+        ("smollm2",), None,
+    )
+    assert OneLine().format(warning) == "warning: zh falls back to smollm2"
+    assert no_traceback(warning)
+    try:
+        raise ModelError("LoRA adapter folder x has no adapter_config.json")
+    except ModelError:
+        failed = logging.LogRecord(
+            "adgen.training.cycle", logging.ERROR, __file__, 1, "cycle failed", (),
+            sys.exc_info(),
+        )
+    assert not no_traceback(failed)  # the demo prints its own line for a failed cycle
+    assert failure_line(1, "cycle smollm2: ModelError: boom", tmp_path / "demo.log") == (
+        f"round 1: cycle smollm2: ModelError: boom (details in {tmp_path / 'demo.log'})"
+    )

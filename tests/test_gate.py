@@ -19,10 +19,10 @@ from adgen.api import create_app
 from adgen.cli.main import app as cli
 from adgen.db.models import GateDecision, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError
+from adgen.model.versions import promote, rollback
 from adgen.settings import Settings, get_settings
 from adgen.training.evidence import Comparison
 from adgen.training.gate import decide, evaluate
-from adgen.training.rollout import promote, rollback
 
 BASE = "smollm2-135m-instruct"
 ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}

@@ -37,7 +37,7 @@ from adgen.generator.prompts import build_prompt
 from adgen.guardrails import check
 from adgen.guardrails.text import cjk_share
 from adgen.model.loading import BUNDLED_NAME
-from adgen.model.versions import ModelRegistry
+from adgen.model.versions import ModelRegistry, ensure_base_version
 from adgen.settings import Settings
 
 EN = STRIDE.model_copy(
@@ -170,7 +170,7 @@ def _assert_stored_honestly(
     brief = brief_of(active[0].campaign) if active else None
     assert sorted(v.id for v in active) == sorted(result.variant_ids)
     assert len(active) == len(result.accepted) >= 1
-    base_version = registry.ensure_base_version(session, BUNDLED_NAME)
+    base_version = ensure_base_version(session, BUNDLED_NAME)
     prompt = build_prompt(brief) if brief else None
     for v in active:
         others = [o.text for o in active if o.id != v.id]

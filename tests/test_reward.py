@@ -160,7 +160,7 @@ def test_train_and_store_keeps_the_better_model(
     settings = settings.model_copy(update={"reward_embeddings": "none"})
     with transaction(pg_sessions) as session:
         assert train_and_store(session, settings) is None  # no evidence yet
-        assert load_active(session) is None
+        assert load_active(session, settings) is None
         _seed_live(session, 4)
 
     with transaction(pg_sessions) as session:
@@ -183,7 +183,7 @@ def test_train_and_store_keeps_the_better_model(
         assert worse.metrics["previous_id"] == first_id
         assert worse.metrics["pairwise_acc"] < worse.metrics["previous_metrics"]["pairwise_acc"]
     with transaction(pg_sessions) as session:
-        active = load_active(session)
+        active = load_active(session, settings)
         assert active is not None and active.config.features.word_ngrams is not None
         statuses = _statuses(session)
         assert statuses[first_id] == "active"

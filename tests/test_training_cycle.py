@@ -16,14 +16,13 @@ from typer.testing import CliRunner
 from adgen.cli.main import app as cli
 from adgen.db.models import ModelVersion, TrainingRun, Variant
 from adgen.errors import ModelError
-from adgen.model.versions import ModelRegistry
+from adgen.model.versions import ModelRegistry, ensure_base_version, promote
 from adgen.settings import Settings, get_settings
 from adgen.training.cycle import LOCKED, CycleResult, run_cycle
 from adgen.training.evidence import campaign_evidence, lineage_campaigns
 from adgen.training.logprobs import pair_margins
 from adgen.training.pairs import live_pairs, split_heldout
 from adgen.training.policy import ADAPTER_FILES, TrainingModels
-from adgen.training.rollout import promote
 
 pytestmark = pytest.mark.slow  # loads the real model and trains
 
@@ -148,10 +147,12 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     assert candidate.hyperparams["learning_rate"] == train_settings.learning_rate
     assert candidate.hyperparams["sft_weight"] == train_settings.dpo_sft_weight == 1.0
     assert candidate.metrics["heldout_margin_after"] == m["heldout_margin_after"]
-    adapter = Path(candidate.adapter_path or "")
-    assert adapter == train_settings.models_dir / f"v{candidate.id}"
+    # the adapter is an artifact in the database (no folder left behind in models_dir)
+    assert candidate.adapter_path is None and candidate.adapter_sha256 is not None
+    adapter = registry.adapter_folder(candidate)
+    assert adapter is not None and adapter.name == candidate.adapter_sha256
     assert sorted(p.name for p in adapter.iterdir()) == sorted(ADAPTER_FILES)
-    assert [p.name for p in train_settings.models_dir.iterdir()] == [adapter.name]
+    assert not any(train_settings.models_dir.iterdir())
 
     # the rollout: the reward model's best of the candidate's variants compete, the rest wait
     served = [v for v in written if v.status == "active"]
@@ -215,7 +216,8 @@ def test_kto_cycle_raises_the_held_out_margin(
         candidate = session.get_one(ModelVersion, result.candidate_version_id)
         run = _runs(session)[0]
     assert candidate.hyperparams["trainer"] == "kto" and run.trainer == "kto"
-    assert sorted(p.name for p in Path(candidate.adapter_path or "").iterdir()) == sorted(
+    adapter = registry.adapter_folder(candidate)
+    assert adapter is not None and sorted(p.name for p in adapter.iterdir()) == sorted(
         ADAPTER_FILES
     )
 
@@ -249,7 +251,7 @@ def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(
     # the active version's adapter has gone missing: the run fails, is recorded, re-raises
     _seed_winners_and_losers(pg_sessions)
     with pg_sessions.begin() as session:
-        base = registry.ensure_base_version(session, BASE)
+        base = ensure_base_version(session, BASE)
         broken = seed.version(session, BASE, "candidate", parent_id=base.id)
         broken.adapter_path = str(settings.models_dir / "gone")
     with pg_sessions.begin() as session:

@@ -20,8 +20,16 @@ from adgen.db.engine import transaction
 from adgen.db.models import ModelVersion
 from adgen.errors import ConflictError, ModelError, NotFoundError
 from adgen.generator import generate_for_campaign
+from adgen.model.artifacts import ADAPTER
 from adgen.model.loading import BUNDLED_NAME, load_model
-from adgen.model.versions import ModelRegistry
+from adgen.model.versions import (
+    ModelRegistry,
+    active_version,
+    ensure_base_version,
+    get_version,
+    promote,
+    rollback,
+)
 from adgen.settings import Settings
 
 
@@ -79,11 +87,11 @@ def test_base_version_record_created_once_and_active(
     name = registry.base_name_for_locale("en")
     assert name == BUNDLED_NAME
     with transaction(pg_sessions) as session:
-        first = registry.ensure_base_version(session, name)
-        again = registry.ensure_base_version(session, name)
+        first = ensure_base_version(session, name)
+        again = ensure_base_version(session, name)
         assert first.id == again.id == 1
         assert (first.status, first.adapter_path, first.parent_id) == ("active", None, None)
-        assert registry.active_version(session, name).id == first.id
+        assert active_version(session, name).id == first.id
     with transaction(pg_sessions) as session:
         rows = session.scalars(select(ModelVersion)).all()
         assert [(r.id, r.base_model, r.status) for r in rows] == [(1, name, "active")]
@@ -93,20 +101,20 @@ def test_no_active_version_is_a_clear_conflict(
     registry: ModelRegistry, pg_sessions: sessionmaker[Session]
 ) -> None:
     with transaction(pg_sessions) as session:
-        base = registry.ensure_base_version(session, BUNDLED_NAME)
+        base = ensure_base_version(session, BUNDLED_NAME)
         base.status = "retired"
         session.flush()
         with pytest.raises(ConflictError, match="no version of smollm2-135m-instruct is active"):
-            registry.active_version(session, BUNDLED_NAME)
+            active_version(session, BUNDLED_NAME)
         with pytest.raises(NotFoundError, match="model version 999 does not exist"):
-            registry.get_version(session, 999)
+            get_version(session, 999)
 
 
 def test_adapters_switch_on_one_base_exactly(
     registry: ModelRegistry, adapters: list[Path], pg_sessions: sessionmaker[Session]
 ) -> None:
     with transaction(pg_sessions) as session:
-        base_v = registry.ensure_base_version(session, BUNDLED_NAME)
+        base_v = ensure_base_version(session, BUNDLED_NAME)
         v2 = _candidate(session, base_v, adapters[0])
         v3 = _candidate(session, base_v, adapters[1])
     base_loaded = registry.load(base_v)
@@ -151,7 +159,7 @@ def test_a_version_writes_variants_recorded_with_its_id(
         name="shoes", product="trail running shoes", brand="Stride", audience="trail runners"
     )
     with transaction(pg_sessions) as session:
-        base_v = registry.ensure_base_version(session, BUNDLED_NAME)
+        base_v = ensure_base_version(session, BUNDLED_NAME)
         version = _candidate(session, base_v, adapters[0])
         campaign = create_campaign(session, brief)
         result = generate_for_campaign(
@@ -169,7 +177,43 @@ def test_missing_adapter_folder_is_a_model_error(
     registry: ModelRegistry, pg_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     with transaction(pg_sessions) as session:
-        base_v = registry.ensure_base_version(session, BUNDLED_NAME)
+        base_v = ensure_base_version(session, BUNDLED_NAME)
         version = _candidate(session, base_v, tmp_path / "nowhere")
     with pytest.raises(ModelError, match="has no adapter_config.json"):
         registry.load(version)
+
+
+def test_rollback_serves_the_parent_on_a_host_that_never_saw_its_files(
+    registry: ModelRegistry,
+    adapters: list[Path],
+    pg_sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """Adapters live in the database: host B (an empty var dir) serves what host A stored."""
+    with transaction(pg_sessions) as session:
+        base_v = ensure_base_version(session, BUNDLED_NAME)
+        digest = registry.store_for(session).put(adapters[0], ADAPTER, session)
+        parent = ModelVersion(
+            base_model=BUNDLED_NAME, adapter_sha256=digest, parent_id=base_v.id, status="candidate"
+        )
+        session.add(parent)
+        session.flush()
+        promote(session, parent.id)
+        child = _candidate(session, parent, adapters[1])
+        promote(session, child.id)
+    with transaction(pg_sessions) as session:
+        rollback(session, child.id)
+    with pg_sessions() as session:
+        here = registry.load(get_version(session, parent.id))
+    with here.activated() as model:
+        expected = _next_token_logits(model, here.tokenizer)
+
+    host_b = ModelRegistry(Settings(var_dir=tmp_path / "host-b", device="cpu"))
+    with pg_sessions() as session:
+        active = active_version(session, BUNDLED_NAME)
+        assert active.id == parent.id and active.adapter_sha256 == digest
+        folder = host_b.adapter_folder(active)
+        there = host_b.load(active)
+    assert folder is not None and folder.is_relative_to(tmp_path / "host-b")
+    with there.activated() as model:
+        assert torch.equal(_next_token_logits(model, there.tokenizer), expected)

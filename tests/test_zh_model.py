@@ -8,7 +8,6 @@ model before the tests; when it is missing these tests fail and say how to insta
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import seed_evidence
@@ -27,7 +26,7 @@ from adgen.guardrails import check
 from adgen.guardrails.text import cjk_share
 from adgen.model.loading import BUNDLED_NAME, ZH_INSTALL_COMMAND, ZH_MODEL_NAME
 from adgen.model.locales import zh_model_installed
-from adgen.model.versions import ModelRegistry
+from adgen.model.versions import ModelRegistry, active_version, ensure_base_version
 from adgen.settings import Settings
 
 ZH_BRIEF = HUAWEI
@@ -110,7 +109,7 @@ def test_a_chinese_brief_gets_chinese_variants_from_qwen_and_english_keeps_smoll
 
 def _lineage_snapshot(session: Session, base: str) -> list[tuple[object, ...]]:
     versions = session.execute(
-        select(ModelVersion.id, ModelVersion.status, ModelVersion.adapter_path)
+        select(ModelVersion.id, ModelVersion.status, ModelVersion.adapter_sha256)
         .where(ModelVersion.base_model == base)
         .order_by(ModelVersion.id)
     ).all()
@@ -126,12 +125,12 @@ def _lineage_snapshot(session: Session, base: str) -> list[tuple[object, ...]]:
 def test_training_the_chinese_lineage_leaves_the_english_one_untouched(
     registry: ModelRegistry, sessions: sessionmaker[Session]
 ) -> None:
+    from adgen.model.versions import rollback
     from adgen.training.cycle import run_cycle
-    from adgen.training.rollout import rollback
 
     with transaction(sessions) as session:
-        en_base = registry.ensure_base_version(session, BUNDLED_NAME)
-        zh_base = registry.ensure_base_version(session, ZH_MODEL_NAME)
+        en_base = ensure_base_version(session, BUNDLED_NAME)
+        zh_base = ensure_base_version(session, ZH_MODEL_NAME)
         en_id = seed_evidence.campaign(session)
         seed_evidence.arms(
             session,
@@ -160,7 +159,8 @@ def test_training_the_chinese_lineage_leaves_the_english_one_untouched(
         assert candidate.status == "candidate" and candidate.base_model == ZH_MODEL_NAME
         assert candidate.parent_id == zh_base.id
         assert session.get_one(ModelVersion, candidate.parent_id).base_model == ZH_MODEL_NAME
-        assert Path(str(candidate.adapter_path), "adapter_model.safetensors").is_file()
+        adapter = registry.adapter_folder(candidate)
+        assert adapter is not None and (adapter / "adapter_model.safetensors").is_file()
         written = session.scalars(select(Variant).where(Variant.id.in_(result.variant_ids))).all()
         assert written and {v.campaign_id for v in written} == {zh_id}
         assert all(cjk_share(v.text) >= 0.8 for v in written), [v.text for v in written]
@@ -170,8 +170,8 @@ def test_training_the_chinese_lineage_leaves_the_english_one_untouched(
         rollback(session, candidate.id, by="operator")
     with transaction(sessions) as session:
         assert session.get_one(ModelVersion, candidate.id).status == "rolled_back"
-        assert registry.active_version(session, ZH_MODEL_NAME).id == zh_base.id
+        assert active_version(session, ZH_MODEL_NAME).id == zh_base.id
         paused = session.scalars(select(Variant.status).where(Variant.id.in_(result.variant_ids)))
         assert set(paused) == {"paused"}
         assert _lineage_snapshot(session, BUNDLED_NAME) == english_before
-        assert registry.active_version(session, BUNDLED_NAME).id == en_base.id
+        assert active_version(session, BUNDLED_NAME).id == en_base.id

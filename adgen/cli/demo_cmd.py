@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adgen.audience import load_audience
-from adgen.cli.output import console, print_table
+from adgen.cli.output import console
 from adgen.settings import Settings, get_settings
 
 DEMO_RM_SAMPLES = 16
@@ -55,6 +55,13 @@ def demo(
 ) -> None:
     """Run the closed loop: generate, serve through Kafka, retrain, roll out, gate."""
     from adgen.charts import plot_rounds
+    from adgen.cli.demo_report import (
+        failure_line,
+        log_to_file,
+        print_rounds,
+        round_line,
+        summary_lines,
+    )
     from adgen.loop import ClosedLoop, DemoConfig
 
     aud = load_audience(audience)
@@ -64,9 +71,11 @@ def demo(
     config = DemoConfig(
         rounds=rounds, impressions_per_round=impressions, variants_per_campaign=variants, seed=seed
     )
+    log = log_to_file(settings.var_dir)
     console.print(
         f"[bold]adgen demo[/bold]: audience [cyan]{aud.name}[/cyan], {rounds} rounds of "
-        f"{impressions:,} impressions, database {settings.db_url}"
+        f"{impressions:,} impressions, database {settings.db_url}, log {log}",
+        soft_wrap=True,
     )
     columns = (
         TextColumn("{task.description}"),
@@ -74,49 +83,34 @@ def demo(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with ClosedLoop(settings, aud, config) as loop, Progress(*columns, console=console) as bar:
-        task = bar.add_task("campaigns and first variants", total=len(loop.briefs))
-        loop.setup(progress=lambda n: bar.advance(task, n))
+    with ClosedLoop(settings, aud, config) as loop:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("campaigns and first variants", total=len(loop.briefs))
+            loop.setup(progress=lambda n: bar.advance(task, n))
         for r in range(1, rounds + 1):
-            task = bar.add_task(f"round {r}: traffic", total=impressions)
-            bar.console.print(
-                f"round {r}: serving traffic, then training (this takes a while on CPU)"
-            )
-            advance: Callable[[int], None] = functools.partial(bar.advance, task)
-            report = loop.run_round(r, progress=advance)
-            bar.console.print(f"round {r}: " + ("; ".join(report.training) or "no training"))
+            with Progress(*columns, console=console, transient=True) as bar:
+                task = bar.add_task(f"round {r}: traffic, then training", total=impressions)
+                advance: Callable[[int], None] = functools.partial(bar.advance, task)
+                report = loop.run_round(r, progress=advance)
+            for failure in report.failures:
+                console.print(
+                    failure_line(r, failure, log), style="red", highlight=False, soft_wrap=True
+                )
+            if not console.is_terminal:
+                console.print(round_line(report), soft_wrap=True, highlight=False)
         reports = loop.rounds
-    print_table(
-        "closed loop, per round",
-        [
-            "round",
-            "serving",
-            "true CTR of its texts",
-            "served CTR",
-            "impressions",
-            "regret",
-            "new candidate",
-            "its true CTR",
-            "promoted",
-            "rolled back",
-        ],
-        [
-            (
-                r.round,
-                ", ".join(f"{k}:v{v}" for k, v in r.serving.items()),
-                r.generated_true_ctr,
-                r.served_ctr,
-                r.impressions,
-                r.regret,
-                ", ".join(f"v{c}" for c in r.candidates) or None,
-                r.candidate_true_ctr,
-                ", ".join(f"v{v}" for v in r.promoted) or None,
-                ", ".join(f"v{v}" for v in r.rolled_back) or None,
-            )
-            for r in reports
-        ],
-    )
+        summary = loop.summary()
+    if console.is_terminal:
+        print_rounds(console, reports)
     chart = plot_rounds(
         reports, settings.var_dir / "demo_rounds.png", f"adgen demo, audience {aud.name}"
     )
-    console.print(f"chart saved to {chart}")
+    for line in summary_lines(summary):
+        console.print(line, highlight=False)
+    console.print(f"chart saved to {chart}; the full log is {log}")
+    if summary.could_not_learn:
+        console.print(
+            f"[red]the loop could not learn: all {summary.cycles} training cycles failed "
+            f"(see {log})[/red]"
+        )
+        raise typer.Exit(1)

@@ -8,9 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adgen.cli.output import console, print_table
-from adgen.db.campaigns import get_campaign
-from adgen.db.engine import make_engine, session_factory, transaction
-from adgen.generator import GenerationResult, generate_for_campaign
+from adgen.db.engine import make_engine, session_factory
+from adgen.generator import GenerationResult, generate_and_store
 from adgen.model.versions import ModelRegistry
 from adgen.settings import get_settings
 
@@ -38,17 +37,15 @@ def generate(
         )
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("generating variants", total=n)
-            with transaction(session_factory(engine)) as session:
-                campaign = get_campaign(session, campaign_id)
-                result = generate_for_campaign(
-                    session,
-                    registry,
-                    campaign,
-                    n,
-                    version=version,
-                    rng_seed=seed,
-                    progress=lambda done: bar.update(task, completed=done),
-                )
+            result = generate_and_store(
+                session_factory(engine),
+                registry,
+                campaign_id,
+                n,
+                version,
+                seed,
+                progress=lambda done: bar.update(task, completed=done),
+            )
     finally:
         engine.dispose()
     _show(campaign_id, n, result)

@@ -9,9 +9,9 @@ import typer
 from adgen import audit
 from adgen.cli.output import cli_actor, console, print_table
 from adgen.db.engine import make_engine, session_factory, transaction
+from adgen.model.versions import promote as promote_version
+from adgen.model.versions import rollback as rollback_version
 from adgen.settings import get_settings
-from adgen.training.rollout import promote as promote_version
-from adgen.training.rollout import rollback as rollback_version
 from adgen.training.summary import version_summaries
 
 app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)

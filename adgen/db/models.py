@@ -53,6 +53,7 @@ TRAINERS = tuple(Trainer)
 REWARD_MODEL_STATUSES = tuple(RewardModelStatus)
 GATE_DECISIONS = ("continue", "promote", "rollback")
 DECIDERS = ("gate", "operator")
+ARTIFACT_FORMATS = ("tar", "file")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:  # StrEnum members format as values
@@ -109,6 +110,23 @@ class Campaign(Base):
     variants: Mapped[list[Variant]] = relationship(back_populates="campaign")
 
 
+class Artifact(Base):
+    """Bytes stored once under their sha256: a version's adapter, a reward model."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (
+        CheckConstraint(_in("format", ARTIFACT_FORMATS), name="ck_artifacts_format"),
+        CheckConstraint("size >= 0", name="ck_artifacts_size"),
+    )
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str] = mapped_column(String(8))
+    size: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
 class ModelVersion(Base):
     """A generator version: a base model plus an optional LoRA adapter, in a lineage."""
 
@@ -121,6 +139,9 @@ class ModelVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     base_model: Mapped[str] = mapped_column(String(300))
     adapter_path: Mapped[str | None] = mapped_column(Text)
+    """A LoRA folder on disk (records made before artifacts; relative to ``models_dir``)."""
+    adapter_sha256: Mapped[str | None] = mapped_column(ForeignKey("artifacts.sha256"))
+    """The adapter's artifact (a tar of its folder); any host can fetch it."""
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     status: Mapped[str] = mapped_column(String(16), default=VersionStatus.CANDIDATE.value)
     data_window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -278,6 +299,8 @@ class RewardModelRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text)
+    artifact_sha256: Mapped[str | None] = mapped_column(ForeignKey("artifacts.sha256"))
+    """The model's artifact (a tar of its folder); ``path`` is where it was written."""
     status: Mapped[str] = mapped_column(String(16), default=RewardModelStatus.ACTIVE.value)
     source: Mapped[str] = mapped_column(String(16), default="live")
     n_train: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,11 +1,21 @@
-"""Model versions: one base model in memory per base name, LoRA adapters switched on it.
+"""Model versions: the records, their lineage, promotion and rollback, where their adapters
+live, and the weights in memory. The one home of everything about a version.
 
-A version is a ``model_versions`` row: a base model name plus an optional LoRA adapter
-folder. ``ModelRegistry.load(version)`` loads the base once (per base name) and each
-adapter once, as a named peft adapter ``v{id}``; generating with a version activates its
-adapter with ``set_adapter``, and the base version runs inside ``disable_adapter()``. The
-base weights are never reloaded and adapters are never merged into them, so switching back
-to any version, the base included, reproduces it exactly.
+* Records: a version is a ``model_versions`` row: a base model (its lineage key) plus an
+  optional LoRA adapter, stored as a content-addressed artifact (``adapter_sha256``, see
+  :mod:`adgen.model.artifacts`) that any host fetches; records made before artifacts name a
+  folder (``adapter_path``), relative to ``models_dir`` unless absolute.
+* Lineage: ``lineage_of(settings, locale)`` is the base model that writes ``locale``.
+* State changes (the caller owns the transaction): ``promote`` makes a candidate (or retired)
+  version active and retires the previous one (its variants keep competing); ``rollback``
+  marks a version rolled_back, pauses its variants, and when it was active reactivates its
+  nearest ancestor not rolled back. Each is recorded in ``gate_decisions`` with the live
+  figures at that moment.
+* Weights: ``ModelRegistry.load(version)`` loads the base once (per base name) and each
+  adapter once, as a named peft adapter; generating with a version activates its adapter
+  with ``set_adapter``, and the base version runs inside ``disable_adapter()``. The base
+  weights are never reloaded and adapters are never merged into them, so switching back to
+  any version, the base included, reproduces it exactly.
 """
 
 from __future__ import annotations
@@ -13,24 +23,258 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session, object_session
 
-from adgen.db.models import ModelVersion
+from adgen.db.models import DECIDERS, GateDecision, ModelVersion, Variant
 from adgen.errors import ConflictError, ModelError, NotFoundError
 from adgen.guardrails import GuardrailConfig, config_from_settings
+from adgen.model.artifacts import ArtifactStore, database_store
 from adgen.model.loading import load_model, pick_device, resolve_base_model
 from adgen.model.locales import base_model_for_locale
 from adgen.settings import Settings
 
+if TYPE_CHECKING:
+    from adgen.training.evidence import Comparison
+
 logger = logging.getLogger(__name__)
+
+
+# --- lineage and records --------------------------------------------------------------------
+def lineage_of(settings: Settings, locale: str) -> str:
+    """The lineage key of ``locale``: its base model's resolved name."""
+    return resolve_base_model(base_model_for_locale(settings, locale), settings.cache_dir).name
+
+
+def get_version(session: Session, version_id: int, *, lock: bool = False) -> ModelVersion:
+    """Model version ``version_id`` (row-locked on PostgreSQL when ``lock``), or NotFoundError."""
+    stmt = select(ModelVersion).where(ModelVersion.id == version_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    version = session.scalars(stmt).first()
+    if version is None:
+        raise NotFoundError(f"model version {version_id} does not exist")
+    return version
+
+
+def active_of(session: Session, base_name: str, *, lock: bool = False) -> ModelVersion | None:
+    """The active version of lineage ``base_name`` (the latest promoted), or None."""
+    stmt = (
+        select(ModelVersion)
+        .where(ModelVersion.base_model == base_name, ModelVersion.status == "active")
+        .order_by(ModelVersion.promoted_at.desc().nulls_last(), ModelVersion.id.desc())
+        .limit(1)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def active_version(session: Session, base_name: str) -> ModelVersion:
+    """The active version of lineage ``base_name``, or ConflictError saying what to do."""
+    active = active_of(session, base_name)
+    if active is None:
+        raise ConflictError(
+            f"no version of {base_name} is active: promote one with `adgen models promote ID`"
+            " (the base record is created when the lineage first writes variants)"
+        )
+    return active
+
+
+def ensure_base_version(session: Session, base_name: str) -> ModelVersion:
+    """The version record of the bare base model, created on first use (active unless the
+    lineage already has an active version); the caller owns the transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Two processes starting at once must not both create the base record.
+        key = zlib.crc32(f"adgen.base_version:{base_name}".encode())
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    stmt = (
+        select(ModelVersion)
+        .where(
+            ModelVersion.base_model == base_name,
+            ModelVersion.adapter_path.is_(None),
+            ModelVersion.adapter_sha256.is_(None),
+            ModelVersion.parent_id.is_(None),
+        )
+        .order_by(ModelVersion.id)
+        .limit(1)
+    )
+    version = session.scalars(stmt).first()
+    if version is None:
+        version = ModelVersion(
+            base_model=base_name,
+            adapter_path=None,
+            status="retired" if active_of(session, base_name) is not None else "active",
+            promoted_at=func.now(),
+            hyperparams={},
+            metrics={},
+        )
+        session.add(version)
+        session.flush()
+        session.refresh(version)
+        logger.info("created model version %d for base %s", version.id, base_name)
+    return version
+
+
+def open_candidates(session: Session, base_name: str | None = None) -> list[ModelVersion]:
+    """Candidates still waiting for the gate, oldest first."""
+    stmt = select(ModelVersion).where(ModelVersion.status == "candidate").order_by(ModelVersion.id)
+    if base_name is not None:
+        stmt = stmt.where(ModelVersion.base_model == base_name)
+    return list(session.scalars(stmt))
+
+
+# --- promotion and rollback -----------------------------------------------------------------
+def record_decision(
+    session: Session,
+    version: ModelVersion,
+    incumbent: ModelVersion | None,
+    decision: str,
+    by: str,
+    comparison: Comparison,
+    **details: Any,
+) -> GateDecision:
+    """Store one gate or operator decision with its figures."""
+    if by not in DECIDERS:
+        raise ValueError(f"decided_by must be one of {DECIDERS}, got {by!r}")
+    row = GateDecision(
+        candidate_version_id=version.id,
+        incumbent_version_id=incumbent.id if incumbent is not None else None,
+        decision=decision,
+        decided_by=by,
+        prob_better=comparison.prob_better,
+        candidate_impressions=comparison.candidate.trials,
+        candidate_successes=comparison.candidate.successes,
+        incumbent_impressions=comparison.incumbent.trials,
+        incumbent_successes=comparison.incumbent.successes,
+        details={**comparison.details(), **details},
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _compare(session: Session, version: ModelVersion, incumbent: ModelVersion | None) -> Comparison:
+    # The live figures are the training package's evidence arithmetic; imported here so
+    # that this module stays below training (which imports it).
+    from adgen.training.evidence import compare
+
+    return compare(session, version, incumbent)
+
+
+def promote(
+    session: Session, version_id: int, by: str = "operator", **details: Any
+) -> GateDecision:
+    """Make ``version_id`` the active version of its lineage; retire the previous one."""
+    version = get_version(session, version_id, lock=True)
+    if version.status not in ("candidate", "retired"):
+        raise ConflictError(
+            f"model version {version_id} is {version.status}; only a candidate or a retired "
+            "version can be promoted"
+        )
+    previous = active_of(session, version.base_model, lock=True)
+    comparison = _compare(session, version, previous)
+    now = datetime.now(UTC)
+    if previous is not None:
+        previous.status = "retired"
+        previous.retired_at = now
+    version.status = "active"
+    version.promoted_at = now
+    version.retired_at = None
+    logger.info(
+        "v%d promoted by %s (previous active: %s)",
+        version.id,
+        by,
+        f"v{previous.id}" if previous else "none",
+    )
+    return record_decision(session, version, previous, "promote", by, comparison, **details)
+
+
+def rollback(
+    session: Session, version_id: int, by: str = "operator", **details: Any
+) -> GateDecision:
+    """Roll ``version_id`` back: pause its variants; reactivate its ancestor if it was active."""
+    version = get_version(session, version_id, lock=True)
+    if version.status == "rolled_back":
+        raise ConflictError(f"model version {version_id} is already rolled back")
+    incumbent = active_of(session, version.base_model, lock=True)
+    if version.status == "active":
+        fallback = _fallback(session, version)
+        if fallback is None:
+            raise ConflictError(
+                f"model version {version_id} is the base of its lineage ({version.base_model}) "
+                "and has no ancestor to fall back to"
+            )
+        fallback.status = "active"
+        fallback.promoted_at = datetime.now(UTC)
+        fallback.retired_at = None
+        incumbent = fallback
+    comparison = _compare(session, version, incumbent)
+    version.status = "rolled_back"
+    version.retired_at = datetime.now(UTC)
+    to_pause = list(
+        session.scalars(
+            select(Variant.id).where(
+                Variant.model_version_id == version.id, Variant.status == "active"
+            )
+        )
+    )
+    if to_pause:
+        session.execute(
+            update(Variant)
+            .where(Variant.id.in_(to_pause))
+            .values(status="paused")
+            .execution_options(synchronize_session="fetch")
+        )
+    paused = len(to_pause)
+    logger.info(
+        "v%d rolled back by %s: %d variants paused, active: %s",
+        version.id,
+        by,
+        paused,
+        f"v{incumbent.id}" if incumbent else "none",
+    )
+    return record_decision(
+        session, version, incumbent, "rollback", by, comparison, paused_variants=paused, **details
+    )
+
+
+def _fallback(session: Session, version: ModelVersion) -> ModelVersion | None:
+    """The nearest ancestor of ``version`` that was not rolled back."""
+    parent_id = version.parent_id
+    while parent_id is not None:
+        parent = get_version(session, parent_id, lock=True)
+        if parent.status != "rolled_back":
+            return parent
+        parent_id = parent.parent_id
+    return None
+
+
+# --- where adapters live --------------------------------------------------------------------
+def adapter_folder(
+    version: ModelVersion, settings: Settings, store: Callable[[], ArtifactStore]
+) -> Path | None:
+    """The local folder of ``version``'s LoRA adapter (None for a base version): its
+    artifact fetched (and verified) through ``store()``, or, for a record made before
+    artifacts, its folder (relative to ``models_dir`` unless absolute)."""
+    if version.adapter_sha256 is not None:
+        path = store().fetch(version.adapter_sha256)
+    elif version.adapter_path is not None:
+        path = Path(version.adapter_path)
+        path = path if path.is_absolute() else settings.models_dir / path
+    else:
+        return None
+    if not (path / "adapter_config.json").is_file():
+        raise ModelError(f"LoRA adapter folder {path} has no adapter_config.json")
+    return path
 
 
 @dataclass
@@ -42,8 +286,8 @@ class LoadedBase:
     model: Any
     tokenizer: Any
     peft: Any | None = None
-    adapters: dict[tuple[int, str], str] = field(default_factory=dict)
-    """(version id, adapter folder) -> peft adapter name."""
+    adapters: dict[str, str] = field(default_factory=dict)
+    """adapter folder -> peft adapter name."""
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -51,7 +295,7 @@ class LoadedBase:
 class VersionedModel:
     """A version ready to generate: use ``with vm.activated() as model:``."""
 
-    version_id: int
+    version_id: int | None
     base: LoadedBase
     adapter_name: str | None
 
@@ -77,11 +321,16 @@ class VersionedModel:
 
 
 class ModelRegistry:
-    """Loads base models and versions once per process; thread-safe."""
+    """Loads base models and versions once per process; thread-safe.
 
-    def __init__(self, settings: Settings) -> None:
+    ``store`` is where adapters are fetched from (default: the settings' database).
+    """
+
+    def __init__(self, settings: Settings, store: ArtifactStore | None = None) -> None:
         self.settings = settings
         self.device = pick_device(settings.device)
+        self._store = store
+        self._stores: dict[str, ArtifactStore] = {}
         self._bases: dict[str, LoadedBase] = {}
         self._lock = threading.Lock()
 
@@ -90,73 +339,30 @@ class ModelRegistry:
         """The guardrail configuration in force (read once)."""
         return config_from_settings(self.settings)
 
-    # --- which base, which version ----------------------------------------------------------
+    def store_for(self, session: Session | None = None) -> ArtifactStore:
+        """The artifact store: the one given at construction, else the database of
+        ``session`` (default: the settings' database), one per database."""
+        with self._lock:
+            if self._store is not None:
+                return self._store
+            bind = session.get_bind().engine if session is not None else None
+            key = bind.url.render_as_string() if bind is not None else self.settings.db_url
+            store = self._stores.get(key)
+            if store is None:
+                store = self._stores[key] = database_store(self.settings, session)
+            return store
+
     def base_name_for_locale(self, locale: str) -> str:
         """The lineage key (resolved base-model name) that writes ``locale``."""
-        name = base_model_for_locale(self.settings, locale)
-        return resolve_base_model(name, self.settings.cache_dir).name
+        return lineage_of(self.settings, locale)
 
-    def ensure_base_version(self, session: Session, base_name: str) -> ModelVersion:
-        """The version record of the bare base model, created (status active) on first use;
-        the caller owns the transaction."""
-        if session.get_bind().dialect.name == "postgresql":
-            # Two processes starting at once must not both create the base record.
-            key = zlib.crc32(f"adgen.base_version:{base_name}".encode())
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        stmt = (
-            select(ModelVersion)
-            .where(
-                ModelVersion.base_model == base_name,
-                ModelVersion.adapter_path.is_(None),
-                ModelVersion.parent_id.is_(None),
-            )
-            .order_by(ModelVersion.id)
-            .limit(1)
-        )
-        version = session.scalars(stmt).first()
-        if version is None:
-            # Active unless the lineage already has an active version (imported records).
-            others = select(ModelVersion.id).where(
-                ModelVersion.base_model == base_name, ModelVersion.status == "active"
-            )
-            version = ModelVersion(
-                base_model=base_name,
-                adapter_path=None,
-                status="retired" if session.scalars(others).first() else "active",
-                promoted_at=func.now(),
-                hyperparams={},
-                metrics={},
-            )
-            session.add(version)
-            session.flush()
-            session.refresh(version)
-            logger.info("created model version %d for base %s", version.id, base_name)
-        return version
-
-    def active_version(self, session: Session, base_name: str) -> ModelVersion:
-        """The active version of ``base_name``'s lineage (the base record on first use)."""
-        base = self.ensure_base_version(session, base_name)
-        stmt = (
-            select(ModelVersion)
-            .where(ModelVersion.base_model == base_name, ModelVersion.status == "active")
-            .order_by(ModelVersion.promoted_at.desc().nulls_last(), ModelVersion.id.desc())
-            .limit(1)
-        )
-        active = session.scalars(stmt).first()
-        if active is None:
-            raise ConflictError(
-                f"no version of {base_name} is active (the base is version {base.id}, "
-                f"status {base.status}); promote one with `adgen models promote ID`"
-            )
-        return active
-
-    @staticmethod
-    def get_version(session: Session, version_id: int) -> ModelVersion:
-        """The version with ``version_id``, or NotFoundError."""
-        version = session.get(ModelVersion, version_id)
-        if version is None:
-            raise NotFoundError(f"model version {version_id} does not exist")
-        return version
+    def adapter_folder(
+        self, version: ModelVersion, session: Session | None = None
+    ) -> Path | None:
+        """The local folder of ``version``'s adapter (see :func:`adapter_folder`), fetched
+        from the database of ``session`` (default: the one ``version`` was read through)."""
+        session = session or object_session(version)
+        return adapter_folder(version, self.settings, lambda: self.store_for(session))
 
     # --- weights ----------------------------------------------------------------------------
     def base(self, base_name: str) -> LoadedBase:
@@ -171,31 +377,30 @@ class ModelRegistry:
                 self._bases[base_name] = loaded
             return loaded
 
-    def load(self, version: ModelVersion) -> VersionedModel:
-        """``version`` ready to generate: its base (shared) plus its adapter (loaded once)."""
+    def load(self, version: ModelVersion, session: Session | None = None) -> VersionedModel:
+        """``version`` ready to generate: its base (shared) plus its adapter (loaded once per
+        adapter folder), fetched through ``session``'s database when given."""
+        return self.load_with(version, self.adapter_folder(version, session))
+
+    def load_with(self, version: ModelVersion, path: Path | None) -> VersionedModel:
+        """``version`` with the adapter in folder ``path`` (None: the bare base); ``version``
+        need not be stored yet (a candidate being rolled out)."""
         base = self.base(version.base_model)
-        if version.adapter_path is None:
+        if path is None:
             return VersionedModel(version.id, base, None)
-        path = self._adapter_dir(version.adapter_path)
         with base.lock:
-            name = base.adapters.get((version.id, str(path)))
+            name = base.adapters.get(str(path))
             if name is None:
-                name = self._load_adapter(base, version.id, path)
+                name = self._load_adapter(base, version, path)
             return VersionedModel(version.id, base, name)
 
-    def _adapter_dir(self, adapter_path: str) -> Path:
-        path = Path(adapter_path)
-        path = path if path.is_absolute() else self.settings.models_dir / path
-        if not (path / "adapter_config.json").is_file():
-            raise ModelError(f"LoRA adapter folder {path} has no adapter_config.json")
-        return path
-
-    def _load_adapter(self, base: LoadedBase, version_id: int, path: Path) -> str:
+    def _load_adapter(self, base: LoadedBase, version: ModelVersion, path: Path) -> str:
         from peft import PeftModel
 
-        name = f"v{version_id}"
+        name = f"v{version.id}" if version.id is not None else "candidate"
         if name in base.adapters.values():  # same id, another folder: another database
             name = f"{name}-{len(base.adapters)}"
+        label = f"version {version.id}" if version.id is not None else "a new candidate"
         try:
             if base.peft is None:
                 base.peft = PeftModel.from_pretrained(
@@ -206,8 +411,8 @@ class ModelRegistry:
                 base.peft.load_adapter(str(path), adapter_name=name, torch_device=self.device)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise ModelError(
-                f"could not load the LoRA adapter of version {version_id} from {path}: {exc}"
+                f"could not load the LoRA adapter of {label} from {path}: {exc}"
             ) from exc
-        base.adapters[(version_id, str(path))] = name
-        logger.info("loaded adapter %s (%s) on base %s", name, path, base.name)
+        base.adapters[str(path)] = name
+        logger.info("loaded the adapter of %s as %s from %s on %s", label, name, path, base.name)
         return name

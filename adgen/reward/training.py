@@ -34,6 +34,7 @@ from adgen.db.campaigns import brief_of
 from adgen.db.models import ArmStats, Campaign, RewardModelRecord, Variant
 from adgen.errors import ModelError
 from adgen.history.evidence import load_historical
+from adgen.model.artifacts import REWARD_MODEL, database_store
 from adgen.reward.evaluation import evaluate
 from adgen.reward.model import RewardConfig, RewardModel
 from adgen.settings import Settings
@@ -217,20 +218,30 @@ def active_record(session: Session) -> RewardModelRecord | None:
     ).first()
 
 
-def load_active(session: Session) -> RewardModel | None:
-    """The active reward model, loaded from its artefact; None when none was trained yet."""
-    record = active_record(session)
-    if record is None:
-        return None
+def load_record(session: Session, settings: Settings, record: RewardModelRecord) -> RewardModel:
+    """The reward model of ``record``: its artifact (fetched and verified on any host), or
+    for a record made before artifacts, its folder."""
+    if record.artifact_sha256 is not None:
+        return RewardModel.load(database_store(settings, session).fetch(record.artifact_sha256))
     return RewardModel.load(Path(record.path))
 
 
-def _previous(session: Session) -> tuple[RewardModelRecord | None, RewardModel | None]:
+def load_active(session: Session, settings: Settings) -> RewardModel | None:
+    """The active reward model, loaded from its artifact; None when none was trained yet."""
+    record = active_record(session)
+    if record is None:
+        return None
+    return load_record(session, settings, record)
+
+
+def _previous(
+    session: Session, settings: Settings
+) -> tuple[RewardModelRecord | None, RewardModel | None]:
     record = active_record(session)
     if record is None:
         return None, None
     try:
-        return record, RewardModel.load(Path(record.path))
+        return record, load_record(session, settings, record)
     except ModelError as exc:
         logger.warning("active reward model %d cannot be loaded (%s): replacing it", record.id, exc)
         return record, None
@@ -271,7 +282,7 @@ def train_and_store(
     metrics["embeddings"] = model.embedding_model or "none"
 
     status = RewardModelStatus.ACTIVE
-    previous, previous_model = _previous(session)
+    previous, previous_model = _previous(session, settings)
     if previous is not None:
         metrics["previous_id"] = previous.id
         if previous_model is not None:
@@ -294,6 +305,7 @@ def train_and_store(
     folder = (settings.var_dir / "reward_models" / str(record.id)).resolve()
     model.save(folder)
     record.path = str(folder)
+    record.artifact_sha256 = database_store(settings, session).put(folder, REWARD_MODEL, session)
     if status == RewardModelStatus.ACTIVE and previous is not None:
         previous.status = RewardModelStatus.RETIRED
     session.flush()

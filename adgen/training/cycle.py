@@ -8,10 +8,11 @@
    ``min_pairs`` preference pairs. Otherwise the run is ``skipped`` with the reason.
 4. Build the data (live pairs, reward-model-ranked samples, KTO examples, held-out pairs),
    train a LoRA adapter over the active (parent) version, save only the adapter files.
-5. In one transaction: the ``candidate`` version row, its adapter in
-   ``models_dir/v{id}``, its variants for the lineage's active campaigns (rollout) and
-   the run's ``succeeded`` record. A failure anywhere records the run ``failed`` with its
-   error and re-raises.
+5. Store the adapter as an artifact (sha256, in the database), let the candidate write
+   variants for the lineage's active campaigns (rollout, outside any transaction), then in
+   one short transaction: the ``candidate`` version row referencing its artifact, its
+   variants and the run's ``succeeded`` record. A failure anywhere records the run
+   ``failed`` with its error and re-raises.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -34,15 +34,12 @@ from adgen.errors import InsufficientEvidence, ModelError
 from adgen.generator.prompts import build_prompt
 from adgen.generator.sampling import SamplingParams
 from adgen.guardrails import config_from_settings
+from adgen.model.artifacts import ADAPTER
+from adgen.model.versions import active_version, ensure_base_version, lineage_of, open_candidates
 from adgen.reward.training import active_record, load_active, train_and_store
 from adgen.settings import Settings
 from adgen.training.config import TrainConfig
-from adgen.training.evidence import (
-    campaign_evidence,
-    evidence_window,
-    lineage_campaigns,
-    lineage_of,
-)
+from adgen.training.evidence import campaign_evidence, evidence_window, lineage_campaigns
 from adgen.training.lock import training_lock
 from adgen.training.online import guarded_reward
 from adgen.training.pairs import (
@@ -53,7 +50,7 @@ from adgen.training.pairs import (
 )
 from adgen.training.policy import TrainingModels, trainable_policy
 from adgen.training.ranked import sampled_pairs
-from adgen.training.rollout import open_candidates, roll_out
+from adgen.training.rollout import plan_rollout, store_rollout, write_rollout
 from adgen.training.runner import TrainingData, fit
 from adgen.training.runs import finish_run, last_succeeded, start_run
 
@@ -203,7 +200,7 @@ class _Cycle:
         began = time.perf_counter()
         with transaction(self.sessions) as session:
             train_and_store(session, self.settings)
-            reward_model = load_active(session)
+            reward_model = load_active(session, self.settings)
             record = active_record(session)
             self.fields["reward_model_id"] = record.id if record is not None else None
         self._timed("reward_model", began)
@@ -214,11 +211,13 @@ class _Cycle:
             )
 
         with transaction(self.sessions) as session:  # commits the base version on first use
-            parent = self.registry.active_version(session, self.base)
+            ensure_base_version(session, self.base)
+            parent = active_version(session, self.base)
             self.fields["parent_version_id"] = parent.id
         with transaction(self.sessions) as session:
             briefs, data = self._gather(session)
-        parent_adapter = Path(parent.adapter_path) if parent.adapter_path else None
+        with self.sessions() as session:
+            parent_adapter = self.registry.adapter_folder(parent, session)
         use_rm = reward_model is not None and self.settings.rm_samples > 0
         if self.config.is_preference and not use_rm:
             self._check_enough(data)  # before loading any model
@@ -320,67 +319,61 @@ class _Cycle:
             )
 
     def _publish(self, parent: ModelVersion, reward_model: Any) -> tuple[int, list[int]]:
-        """The candidate row, its adapter folder, its variants and the run record, at once."""
-        final: Path | None = None
+        """Store the adapter, let the candidate write its variants (no transaction open),
+        then the candidate row, its variants and the run record in one short transaction."""
         began = time.perf_counter()
-        try:
-            with transaction(self.sessions) as session:
-                version = ModelVersion(
-                    base_model=self.base,
-                    parent_id=parent.id,
-                    status="candidate",
-                    data_window_start=self.fields.get("data_window_start"),
-                    data_window_end=self.fields.get("data_window_end"),
-                    hyperparams=self.fields["hyperparams"],
-                    metrics=self.metrics,
+        with self.sessions() as session:
+            store = self.registry.store_for(session)
+        digest = store.put(self.work_dir, ADAPTER)
+        version = ModelVersion(
+            base_model=self.base,
+            parent_id=parent.id,
+            status="candidate",
+            adapter_sha256=digest,
+            data_window_start=self.fields.get("data_window_start"),
+            data_window_end=self.fields.get("data_window_end"),
+            hyperparams=self.fields["hyperparams"],
+        )
+        with self.sessions() as session:
+            campaigns = list(
+                session.scalars(
+                    select(Campaign)
+                    .where(Campaign.id.in_(self._active_ids(session)))
+                    .order_by(Campaign.id)
                 )
-                session.add(version)
-                session.flush()
-                final = self.settings.models_dir / f"v{version.id}"
-                shutil.rmtree(final, ignore_errors=True)
-                self.work_dir.rename(final)
-                version.adapter_path = str(final)
-                session.flush()
-                campaigns = list(
-                    session.scalars(
-                        select(Campaign)
-                        .where(Campaign.id.in_(self._active_ids(session)))
-                        .order_by(Campaign.id)
-                    )
-                )
-                variant_ids = roll_out(
-                    session,
-                    self.registry,
-                    version,
-                    campaigns,
-                    self.settings.rollout_variants,
-                    self.settings.rollout_best_of,
-                    self.config.seed,
-                    reward_model,
-                )
-                if not variant_ids:
-                    raise ModelError(
-                        f"candidate v{version.id} wrote no variant that passed the guardrails; "
-                        "it is discarded"
-                    )
-                self._timed("rollout", began)
-                self.metrics["rollout_variants"] = len(variant_ids)
-                version.metrics = dict(self.metrics)
-                finish_run(
-                    session,
-                    self.run_id,
-                    "succeeded",
-                    self._elapsed(),
-                    metrics=self.metrics,
-                    candidate_version_id=version.id,
-                    **self.fields,
-                )
-                candidate_id = version.id
-        except Exception:
-            if final is not None:
-                shutil.rmtree(final, ignore_errors=True)
-            raise
-        return candidate_id, variant_ids
+            )
+            jobs = plan_rollout(
+                session,
+                self.registry,
+                version,
+                campaigns,
+                self.settings.rollout_variants,
+                self.settings.rollout_best_of,
+                self.config.seed,
+                with_reward_model=reward_model is not None,
+            )
+        drafts = write_rollout(self.registry, jobs, reward_model)
+        if not any(d.result.accepted for d in drafts):
+            raise ModelError(
+                "the new candidate wrote no variant that passed the guardrails; it is discarded"
+            )
+        with transaction(self.sessions) as session:
+            session.add(version)
+            session.flush()
+            variant_ids = store_rollout(session, version.id, drafts, self.settings.rollout_variants)
+            self._timed("rollout", began)
+            self.metrics["rollout_variants"] = len(variant_ids)
+            version.metrics = dict(self.metrics)
+            finish_run(
+                session,
+                self.run_id,
+                "succeeded",
+                self._elapsed(),
+                metrics=self.metrics,
+                candidate_version_id=version.id,
+                **self.fields,
+            )
+        return version.id, variant_ids
 
     def _active_ids(self, session: Session) -> list[int]:
         return [

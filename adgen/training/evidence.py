@@ -21,8 +21,7 @@ from adgen.db.campaigns import brief_of
 from adgen.db.models import LOCALES, ArmStats, Campaign, Event, ModelVersion, Variant
 from adgen.errors import ModelError
 from adgen.generator.prompts import build_prompt
-from adgen.model.loading import resolve_base_model
-from adgen.model.locales import base_model_for_locale
+from adgen.model.versions import lineage_of
 from adgen.settings import Settings
 from adgen.stats import posterior_mean, successes_within
 from adgen.training.pairs import ArmOutcome, CampaignEvidence
@@ -156,11 +155,6 @@ def compare(session: Session, version: ModelVersion, incumbent: ModelVersion | N
         others = (Variant.model_version_id.is_(None)) | (Variant.model_version_id != version.id)
         theirs, basis = _arms(session, others, campaigns), "other_variants"
     return Comparison(campaigns, mine, theirs, basis, version.created_at)
-
-
-def lineage_of(settings: Settings, locale: str) -> str:
-    """The lineage key of ``locale``: its base model's resolved name (as the registry keys it)."""
-    return resolve_base_model(base_model_for_locale(settings, locale), settings.cache_dir).name
 
 
 def lineage_campaigns(

@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.errors import ConfigError
+from adgen.model.versions import open_candidates
 from adgen.settings import Settings
 from adgen.training.cycle import CycleResult, run_cycle
 from adgen.training.evidence import lineages
 from adgen.training.gate import evaluate
 from adgen.training.policy import TrainingModels
-from adgen.training.rollout import open_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class JobReport:
     cycles: list[CycleResult] = field(default_factory=list)
     decisions: list[tuple[int, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    failed_cycles: int = 0
+    """Training cycles that raised (each also has a line in ``errors``)."""
 
     @property
     def ok(self) -> bool:
@@ -123,6 +125,7 @@ class TrainingJob:
         except Exception as exc:
             logger.exception("training cycle for %s failed", base)
             report.errors.append(f"cycle {base}: {type(exc).__name__}: {exc}")
+            report.failed_cycles += 1
 
 
 def make_trigger(settings: Settings) -> BaseTrigger:

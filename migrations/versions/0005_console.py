@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_console"
-down_revision = "0003_counting"
+down_revision = "0004_artifacts"
 branch_labels = None
 depends_on = None
 

@@ -24,9 +24,9 @@ from adgen.api.deps import app_state
 from adgen.api.state import AppState
 from adgen.cell_results import campaign_cells
 from adgen.errors import AdgenError, AuthError, ValidationError
+from adgen.model.versions import promote as promote_version
+from adgen.model.versions import rollback as rollback_version
 from adgen.srm import campaign_srm
-from adgen.training.rollout import promote as promote_version
-from adgen.training.rollout import rollback as rollback_version
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
 """``POST /v1/campaigns/{id}/variants:generate`` (admin): the model writes variants.
 
 The handler is a plain ``def``: FastAPI runs it in its thread pool, so generation (seconds
-on a CPU) never blocks the event loop. One ModelRegistry per app holds the loaded models.
+on a CPU) never blocks the event loop. It reads what it needs in one short transaction,
+generates with none open (on SQLite an open write would stall ingest meanwhile), then
+stores the variants in another. One ModelRegistry per app holds the loaded models.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from adgen.api.deps import AdminDep, AllocatorDep, SessionDep, SettingsDep
+from adgen.api.deps import AdminDep, AllocatorDep, SettingsDep, StateDep
 from adgen.api.schemas import MAX_ID, Id
-from adgen.db.campaigns import get_campaign
 from adgen.errors import ModelError
-from adgen.generator import generate_for_campaign
+from adgen.generator import generate_and_store
+from adgen.model.artifacts import database_store
 from adgen.model.versions import ModelRegistry
 
 router = APIRouter(prefix="/v1/campaigns", tags=["generation"])
@@ -25,12 +27,12 @@ CampaignId = Annotated[int, Path(ge=1, le=MAX_ID, description="campaign id")]
 _registry_lock = threading.Lock()
 
 
-def get_registry(request: Request, settings: SettingsDep) -> ModelRegistry:
+def get_registry(request: Request, settings: SettingsDep, state: StateDep) -> ModelRegistry:
     """The app's model registry (``app.state.model_registry``), created on first use."""
     with _registry_lock:
         registry: ModelRegistry | None = getattr(request.app.state, "model_registry", None)
         if registry is None:
-            registry = ModelRegistry(settings)
+            registry = ModelRegistry(settings, database_store(settings, state.sessions))
             request.app.state.model_registry = registry
         return registry
 
@@ -78,17 +80,16 @@ class GenerationPublic(BaseModel):
 @router.post("/{campaign_id}/variants:generate", dependencies=[AdminDep])
 def generate(
     campaign_id: CampaignId,
-    session: SessionDep,
+    state: StateDep,
     registry: RegistryDep,
     allocator: AllocatorDep,
     body: Annotated[GenerateRequest | None, Body()] = None,
 ) -> GenerationPublic:
     """Write variants for a campaign with the model (admin); accepted ones are served."""
     request = body or GenerateRequest.model_validate({})
-    campaign = get_campaign(session, campaign_id)
     try:
-        result = generate_for_campaign(
-            session, registry, campaign, request.n, version=request.version, rng_seed=request.seed
+        result = generate_and_store(
+            state.sessions, registry, campaign_id, request.n, request.version, request.seed
         )
     except ModelError as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc

@@ -12,8 +12,8 @@ from adgen.api.deps import AdminDep, AllocatorDep, SessionDep
 from adgen.api.routes.operator import API_ACTOR
 from adgen.api.schemas import MAX_ID, error_responses
 from adgen.db.models import GateDecision
-from adgen.training.rollout import promote as promote_version
-from adgen.training.rollout import rollback as rollback_version
+from adgen.model.versions import promote as promote_version
+from adgen.model.versions import rollback as rollback_version
 from adgen.training.summary import VersionSummary, version_summaries
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
