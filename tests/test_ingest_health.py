@@ -86,6 +86,34 @@ def test_a_member_that_consumes_nothing_reports_unhealthy_and_rejoins(
         consumer.close()
 
 
+def test_health_checks_do_not_keep_a_member_from_joining(
+    settings: Settings, pg_engine: Engine
+) -> None:
+    """With the production group timeouts, lag measured every few seconds must not reset
+    the member's join: on the member's own connection the offset requests waited behind
+    the JoinGroup the broker held, timed out and reset the coordinator, so a demo's ingest
+    never got a partition (this test fails that way without the separate lag probe)."""
+    upgrade(pg_engine.url.render_as_string(hide_password=False))
+    settings = settings.model_copy(
+        update={"ingest_max_poll_interval_ms": 300_000, "ingest_session_timeout_ms": 10_000}
+    )
+    _produce(settings, 20)
+    consumer = IngestConsumer(settings, session_factory(pg_engine))
+    stop = threading.Event()
+    runner = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
+    runner.start()  # run() measures lag every few seconds while the member joins
+    try:
+        deadline = time.monotonic() + 90  # joins in seconds; without the fix, never
+        while consumer.stats.messages < 20 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert consumer.stats.messages == 20  # consumed (dead letters: unknown variants)
+        assert consumer.health.healthy
+    finally:
+        stop.set()
+        runner.join(30)
+        consumer.close()
+
+
 def _scrape(consumer: IngestConsumer) -> bytes:
     from prometheus_client import generate_latest
 

@@ -98,6 +98,10 @@ class IngestConsumer:
         self._rewind: set[int] = set()
         self._schema_checked = False
         self._consumer: KafkaConsumer | None = None
+        # Lag is measured over a connection of its own: requests sent on the member's
+        # connection while its JoinGroup is held by the broker would wait behind it, time
+        # out and reset the coordinator, and the member would never finish joining.
+        self._probe: KafkaConsumer | None = None
         # One writer thread stores batch k while the caller's thread polls batch k + 1.
         self._writer: ThreadPoolExecutor | None = None
         self._in_flight: _InFlight | None = None
@@ -159,6 +163,9 @@ class IngestConsumer:
             self._consumer.close(autocommit=False)
             self._consumer = None
             self.partitions = frozenset()
+        if self._probe is not None:
+            self._probe.close(autocommit=False)
+            self._probe = None
 
     def __enter__(self) -> IngestConsumer:
         return self
@@ -251,18 +258,33 @@ class IngestConsumer:
         return self.stats.since(before)
 
     # --- health ------------------------------------------------------------------------
+    def _lag_probe(self) -> KafkaConsumer:
+        """A consumer that never joins the group: it only reads end and committed offsets."""
+        if self._probe is None:
+            try:
+                self._probe = KafkaConsumer(
+                    bootstrap_servers=self.bootstrap,
+                    group_id=self.settings.consumer_group,
+                    enable_auto_commit=False,
+                    client_id="adgen-ingest-lag",
+                )
+            except (KafkaError, OSError) as exc:
+                raise BusError(f"cannot connect a lag probe to {self.bootstrap}: {exc}") from exc
+        return self._probe
+
     def check_health(self) -> bool:
         """Measure lag and assignment (also for ``/metrics``); False when stalled."""
         consumer = self._connect()
         try:
-            partitions = consumer.partitions_for_topic(self.topic) or set()
+            probe = self._lag_probe()
+            partitions = probe.partitions_for_topic(self.topic) or set()
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            ends = consumer.end_offsets(tps, timeout_ms=LAG_TIMEOUT_MS) if tps else {}
+            ends = probe.end_offsets(tps, timeout_ms=LAG_TIMEOUT_MS) if tps else {}
             committed = {
-                tp.partition: consumer.committed(tp, timeout_ms=LAG_TIMEOUT_MS) or 0
+                tp.partition: probe.committed(tp, timeout_ms=LAG_TIMEOUT_MS) or 0
                 for tp in tps
             }
-        except KafkaError as exc:
+        except (KafkaError, BusError) as exc:
             logger.warning("cannot measure ingest lag (%s); judging on the last measurement",
                            exc)
         else:
