@@ -15,7 +15,8 @@ described by a JSON file (every key optional but ``base_ctr``)::
 
 ``length`` subtracts ``weight × |characters − target| / target``; ``call_to_action`` fires on
 a built-in per-locale phrase list; ``contains`` keys are case-insensitive substrings;
-``conversion_rate`` is the probability of a conversion given a click (default 0.1). The
+``conversion_rate`` is the probability of a conversion given a click (default 0.1);
+``source`` (text) says where a derived audience's weights come from (its attribution). The
 per-variant noise is a deterministic function of the seed and the text, so a text keeps its
 true rate. Pure: no I/O except :func:`load_audience`.
 
@@ -101,6 +102,7 @@ _KNOWN_KEYS = {
     "length",
     "contains",
     "conversion_rate",
+    "source",
     *_FEATURE_KEYS,
 }
 _EMOJI = re.compile(
@@ -166,6 +168,8 @@ class Audience:
             raise AudienceError(
                 f"audience key 'conversion_rate' must be in [0, 1], got {conversion_rate}"
             )
+        if not isinstance(spec.get("source", ""), str):
+            raise AudienceError("audience key 'source' must be text (where the weights come from)")
         segments = cls._segments(spec, name)
         target, weight = cls._length(spec.get("length"))
         weights = {k: _number(k, spec[k]) for k in _FEATURE_KEYS if k in spec}

@@ -273,6 +273,14 @@ class Settings(BaseSettings):
         None, ge=0, le=65535, description="Port of ingest's own /metrics; unset = none."
     )
 
+    # --- reward-model ablation ---------------------------------------------------------
+    reward_handcrafted: bool = Field(
+        True,
+        description="Use the reward model's hand-made features (length, digits, "
+        "call-to-action phrases, ...); false keeps TF-IDF, brief and embeddings only, to "
+        "measure how much of a lift those named features carry.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _url_not_blank(cls, v: str | None) -> str | None:

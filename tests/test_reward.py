@@ -264,3 +264,25 @@ def test_the_holdout_split_keeps_whole_campaigns_and_holds_at_least_one() -> Non
     for share in (1e-9, 0.999999):
         train, held = holdout_split(units[:3], keys[:3], share)
         assert len(held) >= 1 and len(train) >= 1
+
+
+def test_handcrafted_block_is_a_setting() -> None:
+    from adgen.reward.training import config_from_settings
+    from adgen.settings import Settings
+
+    assert config_from_settings(Settings()).features.handcrafted
+    config = config_from_settings(Settings(reward_handcrafted=False))
+    assert not config.features.handcrafted
+    texts = ["Buy 2 Acme shoes now!", "Acme shoes", "Why Acme?", "Acme runs far"]
+    ablated = RewardModel(replace_embeddings(config)).fit(texts, None, [9, 3, 2, 1], [100] * 4)
+    full = RewardModel(replace_embeddings(config_from_settings(Settings()))).fit(
+        texts, None, [9, 3, 2, 1], [100] * 4
+    )
+    assert ablated._featurizer is not None and ablated._featurizer._scaler is None
+    assert full._featurizer is not None and full._featurizer._scaler is not None
+
+
+def replace_embeddings(config: RewardConfig) -> RewardConfig:
+    from dataclasses import replace
+
+    return replace(config, embeddings="none")

@@ -36,6 +36,7 @@ from adgen.errors import ModelError
 from adgen.history.evidence import load_historical
 from adgen.model.artifacts import REWARD_MODEL, database_store
 from adgen.reward.evaluation import evaluate
+from adgen.reward.features import FeatureSpec
 from adgen.reward.model import RewardConfig, RewardModel
 from adgen.settings import Settings
 from adgen.stats import successes_within
@@ -194,7 +195,11 @@ def holdout_split(
 
 def config_from_settings(settings: Settings) -> RewardConfig:
     """The reward model's hyper-parameters from the settings."""
-    return RewardConfig(embeddings=settings.reward_embeddings, alpha=settings.reward_alpha)
+    return RewardConfig(
+        features=FeatureSpec(handcrafted=settings.reward_handcrafted),
+        embeddings=settings.reward_embeddings,
+        alpha=settings.reward_alpha,
+    )
 
 
 def _figures(model: RewardModel, held: Evidence) -> dict[str, Any]:
