@@ -3,7 +3,6 @@ broker, the app served by uvicorn in a thread, and an ingest consumer to drain t
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import threading
@@ -16,21 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import sqlalchemy as sa
 import uvicorn
+from _fixtures import throwaway_database
 from sqlalchemy import Engine
 
 from adgen.api import create_app
 from adgen.bus.broker import EmbeddedBroker
-from adgen.db import migrate
 from adgen.db.engine import make_engine, session_factory
 from adgen.ingest.consumer import IngestConsumer
 from adgen.ingest.stats import IngestStats
 from adgen.settings import Settings
 
-PG_ADMIN_URL = os.environ.get(
-    "ADGEN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 BRIEF = {"name": "Fault drill", "product": "Trail running shoes", "brand": "Acme",
          "audience": "weekend trail runners", "benefits": ["grippy outsole"]}
 TEXTS = ["Acme trail shoes grip wet rock", "Dry feet on muddy trails with Acme",
@@ -81,26 +76,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _database() -> Iterator[str]:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"adgen_fault_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
 def api_stack(workdir: Path, **overrides: Any) -> Iterator[ApiStack]:
     """Start everything; stop it all on exit. ``overrides`` are extra settings."""
     token = secrets.token_urlsafe(32)
-    with _database() as url, EmbeddedBroker() as broker:
+    with throwaway_database(prefix="adgen_fault") as url, EmbeddedBroker() as broker:
         settings = Settings(
             var_dir=workdir / "var", database_url=url, kafka_bootstrap=broker.bootstrap,
             events_topic=f"fault.{uuid.uuid4().hex[:8]}", consumer_group="fault-ingest",

@@ -15,14 +15,14 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from _fixtures import throwaway_database
 
 from adgen.brief import Brief
 from adgen.bus.broker import free_port
@@ -32,7 +32,6 @@ from adgen.db.engine import make_engine, session_factory, transaction
 from faultlib.result import FaultResult
 
 REPO = Path(__file__).resolve().parents[2]
-PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 ADMIN_TOKEN = "fault-admin-token-" + "x" * 32
 TOKEN_SECRET = "fault-token-secret-" + "y" * 32
@@ -48,21 +47,9 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
 
 
 # --- databases --------------------------------------------------------------------------
-@contextmanager
-def shared_pg_database() -> Iterator[str]:
+def shared_pg_database() -> AbstractContextManager[str]:
     """A new, migrated database on the shared server, dropped afterwards."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"adgen_fault_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
-        migrate.upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return throwaway_database(prefix="adgen_fault")
 
 
 class PrivateCluster:
