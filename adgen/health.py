@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from adgen.db.campaigns import get_campaign
 from adgen.db.models import Event, Variant
 from adgen.srm import campaign_srm
+from adgen.vocabulary import CampaignStatus, VariantStatus
 
 #: An active campaign without a stored impression for this long is amber.
 NO_TRAFFIC_AFTER = timedelta(hours=1)
@@ -48,7 +49,7 @@ def campaign_health(
         )
     ).one()
     last_event, last_received = (_aware(t) for t in latest)
-    if campaign.status == "active":
+    if campaign.status == CampaignStatus.ACTIVE:
         if last_received is None:
             amber.append("no traffic yet")
         elif now - last_received > NO_TRAFFIC_AFTER:
@@ -59,7 +60,7 @@ def campaign_health(
             amber.append(f"ingest lag {lag.total_seconds():.0f} s")
     refused = session.scalar(
         select(func.count(Variant.id)).where(
-            Variant.campaign_id == campaign_id, Variant.status == "rejected"
+            Variant.campaign_id == campaign_id, Variant.status == VariantStatus.REJECTED
         )
     )
     if refused:

@@ -34,6 +34,7 @@ from adgen.db.models import Campaign, GateDecision, ModelVersion, Variant
 from adgen.model.versions import active_version, lineage_of
 from adgen.settings import Settings
 from adgen.simulation import TrafficResult, TrafficSimulator
+from adgen.vocabulary import VariantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ class ClosedLoop:
                 .where(
                     Variant.model_version_id.in_(version_ids),
                     Variant.campaign_id.in_(self.campaign_ids),
-                    Variant.status != "rejected",
+                    Variant.status != VariantStatus.REJECTED,
                 )
             ).all()
         if not rows:

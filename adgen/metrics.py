@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adgen.allocator import Allocator
 from adgen.db.models import Campaign
 from adgen.srm import SrmResult, campaign_srm
+from adgen.vocabulary import CampaignStatus
 
 logger = logging.getLogger(__name__)
 #: SRM gauges are recomputed at most this often (each test reads a campaign's impressions).
@@ -167,7 +168,7 @@ class SrmCollector(Collector):
             try:
                 with self._sessions() as session:
                     ids = list(session.scalars(
-                        select(Campaign.id).where(Campaign.status == "active")
+                        select(Campaign.id).where(Campaign.status == CampaignStatus.ACTIVE)
                     ))
                     self._results = {cid: campaign_srm(session, cid) for cid in ids}
                 self._computed_at = now

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,7 @@ from adgen.db.campaigns import get_campaign
 from adgen.db.models import Campaign, Variant
 from adgen.errors import ConflictError, NotFoundError, ValidationError
 from adgen.settings import Settings
+from adgen.vocabulary import CampaignStatus, VariantStatus
 
 
 @dataclass(frozen=True)
@@ -61,61 +64,53 @@ def _variant(session: Session, variant_id: int) -> Variant:
     return variant
 
 
-def _set_variant_status(
-    session: Session, variant_id: int, actor: str, *, want: str, source: str, action: str
-) -> Variant:
-    variant = _variant(session, variant_id)
-    if variant.status != source:
+_Row = TypeVar("_Row", Variant, Campaign)
+
+
+def _transition(
+    session: Session, row: _Row, actor: str, source: StrEnum, want: StrEnum, verb: str
+) -> _Row:
+    """Move ``row`` (a variant or a campaign) from status ``source`` to ``want`` and audit it
+    as ``<kind>.<verb>``; ConflictError when it is not in ``source``."""
+    kind = type(row).__name__.lower()
+    if row.status != source:
         raise ConflictError(
-            f"variant {variant_id} is {variant.status}: only {source} variants can be {want}"
+            f"{kind} {row.id} is {row.status}: only {source} {kind}s can be {want}"
         )
-    variant.status = want
+    row.status = want
     audit.record(
-        session, actor, action, "variant", variant_id, {"status": source}, {"status": want}
+        session, actor, f"{kind}.{verb}", kind, row.id, {"status": source}, {"status": want}
     )
-    return variant
+    return row
 
 
 def pause_variant(session: Session, variant_id: int, actor: str) -> Variant:
     """Stop serving an active variant (its evidence is kept); ConflictError otherwise."""
-    return _set_variant_status(
-        session, variant_id, actor, want="paused", source="active", action="variant.pause"
-    )
+    variant = _variant(session, variant_id)
+    return _transition(session, variant, actor, VariantStatus.ACTIVE, VariantStatus.PAUSED, "pause")
 
 
 def resume_variant(session: Session, variant_id: int, actor: str) -> Variant:
     """Serve a paused variant again; ConflictError when it is not paused."""
-    return _set_variant_status(
-        session, variant_id, actor, want="active", source="paused", action="variant.resume"
+    variant = _variant(session, variant_id)
+    return _transition(
+        session, variant, actor, VariantStatus.PAUSED, VariantStatus.ACTIVE, "resume"
     )
-
-
-def _set_campaign_status(
-    session: Session, campaign_id: int, actor: str, *, want: str, source: str, action: str
-) -> Campaign:
-    campaign = get_campaign(session, campaign_id)
-    if campaign.status != source:
-        raise ConflictError(
-            f"campaign {campaign_id} is {campaign.status}: only {source} campaigns can be {want}"
-        )
-    campaign.status = want
-    audit.record(
-        session, actor, action, "campaign", campaign_id, {"status": source}, {"status": want}
-    )
-    return campaign
 
 
 def pause_campaign(session: Session, campaign_id: int, actor: str) -> Campaign:
     """Stop serving every variant of an active campaign; ConflictError otherwise."""
-    return _set_campaign_status(
-        session, campaign_id, actor, want="paused", source="active", action="campaign.pause"
+    campaign = get_campaign(session, campaign_id)
+    return _transition(
+        session, campaign, actor, CampaignStatus.ACTIVE, CampaignStatus.PAUSED, "pause"
     )
 
 
 def resume_campaign(session: Session, campaign_id: int, actor: str) -> Campaign:
     """Serve a paused campaign again; ConflictError when it is not paused."""
-    return _set_campaign_status(
-        session, campaign_id, actor, want="active", source="paused", action="campaign.resume"
+    campaign = get_campaign(session, campaign_id)
+    return _transition(
+        session, campaign, actor, CampaignStatus.PAUSED, CampaignStatus.ACTIVE, "resume"
     )
 
 

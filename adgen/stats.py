@@ -68,7 +68,7 @@ def posterior_mean(
     """Mean of Beta(a0 + s, b0 + n - s), ``(a0 + s) / (a0 + b0 + n)``; vectorised.
 
     ``prior`` (a0, b0) is Beta(1, 1) for people and the bandit; the promotion gate passes
-    its empirical-Bayes prior (see :class:`adgen.training.evidence.Comparison`).
+    its empirical-Bayes prior (see :class:`adgen.model.comparison.Comparison`).
     """
     a, b = _params(successes, trials, prior)
     out = a / (a + b)
@@ -152,7 +152,6 @@ def _prob_greater_quad(a1: float, b1: float, a2: float, b2: float) -> float:
 
     value, _err = integrate.quad(f, 0.0, 1.0, limit=200, epsabs=1e-12, epsrel=1e-10)
     return min(1.0, max(0.0, value))
-
 
 
 # --- one definition per reported figure (API, CLI, console and analyst views) ---------------

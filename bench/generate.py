@@ -44,7 +44,7 @@ def bench_locale(
     """Figures for one locale."""
     brief = BRIEFS[locale]
     name = registry.base_name_for_locale(locale)
-    base = registry.base(name)
+    base = registry.bases.serving(name)
     params = SamplingParams.from_settings(registry.settings)
     prompt = build_prompt(brief)
     sample_raw(base.model, base.tokenizer, prompt, 2, seed, SamplingParams(max_new_tokens=4))

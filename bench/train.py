@@ -42,6 +42,7 @@ from adgen.generator.prompts import build_prompt
 from adgen.guardrails import config_from_settings
 from adgen.ingest.batch import DecodedBatch, RawMessage
 from adgen.ingest.store import VariantDirectory, store_batch
+from adgen.model.bases import BaseModels
 from adgen.model.versions import ModelRegistry, lineage_of
 from adgen.reward import RewardConfig, RewardModel
 from adgen.settings import Settings
@@ -55,7 +56,7 @@ from adgen.training.pairs import (
     binary_examples,
     live_pairs,
 )
-from adgen.training.policy import TrainingModels, save_adapter, trainable_policy
+from adgen.training.policy import save_adapter, trainable_policy
 from adgen.training.preference import train_dpo, train_kto
 from adgen.vocabulary import RunStatus, Trainer
 
@@ -84,7 +85,7 @@ def shuffled_pairs(locale: str, threshold: float, seed: int) -> list[PreferenceP
 
 def dpo_other_bases(
     settings: Settings,
-    models: TrainingModels,
+    models: BaseModels,
     config: TrainConfig,
     locales: list[str],
     english: dict[str, Any],
@@ -101,7 +102,7 @@ def dpo_other_bases(
             rows.append({**english, "locale": locale})
             continue
         start = time.perf_counter()
-        base, tokenizer = models.get(name)
+        base, tokenizer = models.training(name)
         load_s = time.perf_counter() - start
         pairs = shuffled_pairs(locale, settings.pair_threshold, seed)
         with trainable_policy(base, None, config) as policy:
@@ -206,7 +207,7 @@ def seed_database(url: str) -> None:
         engine.dispose()
 
 
-def cycle_seconds(settings: Settings, models: TrainingModels) -> dict[str, Any]:
+def cycle_seconds(settings: Settings, models: BaseModels) -> dict[str, Any]:
     """One whole training cycle on a fresh SQLite database; its result's figures."""
     seed_database(settings.db_url)
     engine = make_engine(settings.db_url)
@@ -215,9 +216,8 @@ def cycle_seconds(settings: Settings, models: TrainingModels) -> dict[str, Any]:
         result = run_cycle(
             settings,
             session_factory(engine),
-            ModelRegistry(settings),
+            ModelRegistry(settings, bases=models),
             progress=False,
-            models=models,
         )
         seconds = time.perf_counter() - start
     finally:
@@ -240,7 +240,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--base-model", help="base model (default: the bundled SmolLM2)")
     parser.add_argument(
-        "--rl", choices=(Trainer.GRPO, Trainer.RLOO), default=Trainer.GRPO,
+        "--rl",
+        choices=(Trainer.GRPO, Trainer.RLOO),
+        default=Trainer.GRPO,
         help="on-policy trainer",
     )
     parser.add_argument(
@@ -268,10 +270,10 @@ def main() -> None:
             rollout_best_of=1 if args.quick else 8,
         )
         config = TrainConfig.from_settings(settings)
-        models = TrainingModels(settings)
+        models = BaseModels(settings)
         base_name = lineage_of(settings, "en")
         start = time.perf_counter()
-        base, tokenizer = models.get(base_name)
+        base, tokenizer = models.training(base_name)
         load_s = time.perf_counter() - start
 
         evidence = [CampaignEvidence(1, build_prompt(ACME).messages(), tuple(outcomes()))]

@@ -11,10 +11,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from api_support import ADMIN_TOKEN
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from adgen.api import create_app
 from adgen.bus.broker import EmbeddedBroker
 from adgen.db import migrate
 from adgen.db.engine import make_engine, session_factory
@@ -81,6 +86,19 @@ def settings(tmp_path: Path, pg_url: str, broker: EmbeddedBroker, topic: str) ->
         ingest_max_poll_interval_ms=3000,
         ingest_session_timeout_ms=6000,
         ingest_retry_initial_s=0.05,
-        admin_token="test-admin-token-0123456789abcdef",
+        admin_token=ADMIN_TOKEN,
         token_secret="test-token-secret-0123456789abcdef",
     )
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    """The API on the test's settings, its allocator seeded."""
+    return create_app(settings, rng=np.random.default_rng(1))
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A client of ``app``, started (lifespan run) for the test."""
+    with TestClient(app) as c:
+        yield c

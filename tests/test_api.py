@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
+from api_support import ADMIN, state
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -18,14 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.api import create_app
-from adgen.api.state import AppState
 from adgen.db.models import ArmStats, Event, Variant
 from adgen.errors import ConfigError
 from adgen.ingest.consumer import IngestConsumer
 from adgen.settings import Settings
 from adgen.tokens import TokenClaims, issue
 
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 BRIEF = {
     "name": "Trail shoes spring",
     "product": "Lightweight trail running shoes",
@@ -40,21 +37,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings, rng=np.random.default_rng(1))
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
-
-
-def _state(app: FastAPI) -> AppState:
-    state: AppState = app.state.adgen
-    return state
-
 
 def _campaign(client: TestClient, app: FastAPI, **brief: Any) -> tuple[int, list[int]]:
     r = client.post("/v1/campaigns", json={**BRIEF, **brief}, headers=ADMIN)
@@ -62,15 +44,15 @@ def _campaign(client: TestClient, app: FastAPI, **brief: Any) -> tuple[int, list
     cid = r.json()["id"]
     r = client.post(f"/v1/campaigns/{cid}/variants", json={"texts": TEXTS}, headers=ADMIN)
     assert r.status_code == 201, r.text
-    assert _state(app).allocator.refresh()
+    assert state(app).allocator.refresh()
     return cid, [v["id"] for v in r.json()]
 
 
 def _drain(settings: Settings, app: FastAPI) -> None:
-    shipper = _state(app).shipper
+    shipper = state(app).shipper
     assert shipper is not None
     shipper.flush(timeout_s=10)
-    with IngestConsumer(settings, _state(app).sessions) as consumer:
+    with IngestConsumer(settings, state(app).sessions) as consumer:
         consumer.drain(idle_s=1.0)
 
 
@@ -103,7 +85,7 @@ def test_allocate_click_ingest_moves_the_posterior_and_replays_count_once(
     )
     assert conversion.status_code == 202, conversion.text
 
-    before = {a.variant_id: a for a in _state(app).allocator.arms(cid)}
+    before = {a.variant_id: a for a in state(app).allocator.arms(cid)}
     _drain(settings, app)
 
     with pg_sessions() as session:
@@ -117,8 +99,8 @@ def test_allocate_click_ingest_moves_the_posterior_and_replays_count_once(
     assert stats[clicked["variant_id"]].conversions == 1
     assert kinds == ["click", "conversion", "impression"]
 
-    assert _state(app).allocator.refresh()
-    after = {a.variant_id: a for a in _state(app).allocator.arms(cid)}
+    assert state(app).allocator.refresh()
+    after = {a.variant_id: a for a in state(app).allocator.arms(cid)}
     vid = clicked["variant_id"]
     assert (before[vid].successes, before[vid].trials) == (0, 0)
     assert (after[vid].successes, after[vid].trials) == (1, served[vid])
@@ -241,7 +223,7 @@ def test_unknown_empty_and_paused_campaigns(
 ) -> None:
     r = client.post("/v1/campaigns", json=BRIEF, headers=ADMIN)
     empty = r.json()["id"]
-    _state(app).allocator.refresh()
+    state(app).allocator.refresh()
     assert client.post("/v1/allocate", json={"campaign_id": 424242}).status_code == 404
     assert client.get("/v1/campaigns/424242").status_code == 404
     r = client.post("/v1/allocate", json={"campaign_id": empty})
@@ -251,7 +233,7 @@ def test_unknown_empty_and_paused_campaigns(
         session.execute(
             sa.update(Variant).where(Variant.id == variant_ids[0]).values(status="paused")
         )
-    _state(app).allocator.refresh()
+    state(app).allocator.refresh()
     served = {client.post("/v1/allocate", json={"campaign_id": cid}).json()["variant_id"]
               for _ in range(40)}
     assert served == set(variant_ids[1:])
@@ -289,7 +271,7 @@ def test_database_unreachable_keeps_allocating_and_readyz_says_degraded(
             conn.execute(sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
             ), {"n": name})
-        assert not _state(app).allocator.refresh()
+        assert not state(app).allocator.refresh()
         r = client.get("/readyz")
         assert r.status_code == 200
         assert r.json()["status"] == "degraded"
@@ -304,7 +286,7 @@ def test_database_unreachable_keeps_allocating_and_readyz_says_degraded(
         with admin.connect() as conn:
             conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
-    assert _state(app).allocator.refresh()
+    assert state(app).allocator.refresh()
     assert client.get("/readyz").json()["status"] == "ready"
 
 

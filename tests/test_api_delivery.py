@@ -4,31 +4,15 @@ test sees /readyz say degraded while events are spooled)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import numpy as np
-import pytest
+from api_support import ADMIN
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from adgen.api import create_app
 from adgen.api.state import AppState
-from adgen.settings import Settings
 
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 BRIEF = {"name": "Spool", "product": "Trail shoes", "brand": "Acme", "audience": "runners"}
 TEXTS = ["Acme trail shoes grip wet rock", "Dry feet on muddy trails with Acme"]
 
-
-@pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings, rng=np.random.default_rng(1))
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
 
 
 def test_a_full_spool_answers_503_and_metrics_show_the_spool(

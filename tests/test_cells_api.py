@@ -5,43 +5,24 @@ impression's cell; results per cell come back from the API and the analyst view.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
+from api_support import ADMIN, state
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adgen.api import create_app
-from adgen.api.state import AppState
 from adgen.db.models import AllocationSnapshot, AuditEntry, CellStats, Event
 from adgen.ingest.consumer import IngestConsumer
 from adgen.settings import Settings
 
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 BRIEF = {"name": "Trail shoes", "product": "Trail running shoes", "brand": "Acme",
          "audience": "trail runners", "context_attributes": ["device"], "max_cells": 2}
 TEXTS = ["Acme trail shoes grip wet rock", "Dry feet on muddy trails with Acme",
          "Lighter weekend trails in Acme"]
 
-
-@pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings, rng=np.random.default_rng(5))
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
-
-
-def _state(app: FastAPI) -> AppState:
-    state: AppState = app.state.adgen
-    return state
 
 
 def _allocate(client: TestClient, cid: int, context: dict | None, n: int) -> list[dict]:
@@ -62,7 +43,7 @@ def test_impressions_carry_cell_and_snapshot_and_results_are_per_cell(
     cid = r.json()["id"]
     r = client.post(f"/v1/campaigns/{cid}/variants", json={"texts": TEXTS}, headers=ADMIN)
     assert r.status_code == 201, r.text
-    assert _state(app).allocator.refresh()
+    assert state(app).allocator.refresh()
 
     ios = _allocate(client, cid, {"device": "ios", "other": 1}, 20)
     android = _allocate(client, cid, {"device": "android"}, 12)
@@ -76,10 +57,10 @@ def test_impressions_carry_cell_and_snapshot_and_results_are_per_cell(
     for a in clicked:
         assert client.post("/v1/events", json={"type": "click", "token": a["token"]}).status_code \
             == 202
-    shipper = _state(app).shipper
+    shipper = state(app).shipper
     assert shipper is not None
     shipper.flush(timeout_s=10)
-    with IngestConsumer(settings, _state(app).sessions) as consumer:
+    with IngestConsumer(settings, state(app).sessions) as consumer:
         consumer.drain(idle_s=1.0)
 
     with pg_sessions() as session:
@@ -109,8 +90,8 @@ def test_impressions_carry_cell_and_snapshot_and_results_are_per_cell(
     ]
 
     # after a refresh each cell has its own pooled posterior and its own snapshot
-    assert _state(app).allocator.refresh()
-    allocator = _state(app).allocator
+    assert state(app).allocator.refresh()
+    allocator = state(app).allocator
     again = allocator.allocate(cid, {"device": "ios"})
     fallback = allocator.allocate(cid, {"device": "web"})
     with pg_sessions() as session:
@@ -123,7 +104,7 @@ def test_impressions_carry_cell_and_snapshot_and_results_are_per_cell(
     assert set(cells_of.values()) == {"", "device=ios", "device=android"}
     assert again.cell == "device=ios" and cells_of[again.snapshot_id or 0] == "device=ios"
     assert fallback.cell is None and cells_of[fallback.snapshot_id or 0] == ""
-    ios_arms = _state(app).allocator.arms(cid, "device=ios")
+    ios_arms = state(app).allocator.arms(cid, "device=ios")
     assert sum(a.probability for a in ios_arms) == pytest.approx(1.0)
     assert sum(a.trials for a in ios_arms) > 20  # own 20 impressions plus pooled prior
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from api_support import ADMIN_TOKEN as ADMIN
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,8 +18,6 @@ from adgen.db.models import Campaign, Variant
 from adgen.errors import AuthError
 from adgen.settings import Settings
 from tests import seed_evidence as seed
-
-ADMIN = "test-admin-token-0123456789abcdef"
 
 
 def test_session_keeper_refuses_wrong_altered_expired_and_rotated() -> None:

@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from api_support import ADMIN_TOKEN as ADMIN
 from playwright.sync_api import ConsoleMessage, Page, Request, Response, Route, sync_playwright
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +37,6 @@ ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-ADMIN = "test-admin-token-0123456789abcdef"
 LINEAGE = "console-test-base"
 
 pytestmark = pytest.mark.skipif(

@@ -9,11 +9,12 @@ import pytest
 import seed_evidence as seed
 
 from adgen.generator.prompts import build_prompt
+from adgen.model.bases import BaseModels
 from adgen.settings import Settings
 from adgen.training.config import TrainConfig
 from adgen.training.logprobs import completion_logprobs
 from adgen.training.pairs import PreferencePair
-from adgen.training.policy import TrainingModels, trainable_policy
+from adgen.training.policy import trainable_policy
 from adgen.training.preference import train_dpo
 
 pytestmark = pytest.mark.slow  # loads the real model and trains
@@ -21,10 +22,10 @@ pytestmark = pytest.mark.slow  # loads the real model and trains
 BASE = "smollm2-135m-instruct"
 
 
-def _chosen_logprob_after(models: TrainingModels, pairs: list[PreferencePair],
+def _chosen_logprob_after(models: BaseModels, pairs: list[PreferencePair],
                           sft_weight: float) -> tuple[float, dict[str, float]]:
     """Mean log-prob of the chosen texts after 6 DPO steps with this NLL weight."""
-    base, tokenizer = models.get(BASE)
+    base, tokenizer = models.training(BASE)
     config = TrainConfig.from_settings(
         Settings(), steps=6, batch_size=4, learning_rate=1e-3, max_length=96,
         sft_weight=sft_weight, lora_targets=("q_proj", "v_proj"),
@@ -42,7 +43,7 @@ def test_the_nll_term_keeps_the_chosen_texts_likely() -> None:
         PreferencePair(1, prompt, w, loser, "live", 0.99)
         for w, loser in zip(seed.WINNERS, seed.LOSERS, strict=False)
     ]
-    models = TrainingModels(Settings())
+    models = BaseModels(Settings())
     plain, plain_logged = _chosen_logprob_after(models, pairs, 0.0)
     rpo, rpo_logged = _chosen_logprob_after(models, pairs, 1.0)
     assert rpo > plain + 1.0  # summed over a headline's tokens

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 import seed_evidence as seed
 import sqlalchemy as sa
+from api_support import ADMIN
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from adgen.allocator import Allocator
-from adgen.api import create_app
 from adgen.cli.main import app as cli
 from adgen.db.models import GateDecision, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError
+from adgen.model.comparison import Comparison
 from adgen.model.versions import promote, rollback
 from adgen.settings import Settings, get_settings
-from adgen.training.evidence import Comparison
 from adgen.training.gate import decide, evaluate
 
 BASE = "smollm2-135m-instruct"
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 
 
 def _lineage(
@@ -184,12 +183,6 @@ def test_manual_rollback_pauses_the_variants_the_allocator_stops_serving_them(
             rollback(session, base.id)
         with pytest.raises(NotFoundError):
             promote(session, 999_999)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, rng=np.random.default_rng(1))) as c:
-        yield c
 
 
 def test_models_api_lists_promotes_and_rolls_back(

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from _fixtures import STRIDE, WATCH  # bench/_fixtures.py
+from api_support import ADMIN
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -44,7 +45,6 @@ EN = STRIDE.model_copy(
     update={"forbidden_words": ["the"]}  # most English sentences use it: rejections are certain
 )
 ZH = WATCH
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 
 
 # --- cleaning, filters, prompts (pure) ---------------------------------------------------
@@ -143,14 +143,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
 
 
 def test_chat_template_gets_our_system_prompt(registry: ModelRegistry) -> None:
-    tokenizer = registry.base(BUNDLED_NAME).tokenizer
+    tokenizer = registry.bases.serving(BUNDLED_NAME).tokenizer
     prompt = build_prompt(EN)
     rendered = tokenizer.apply_chat_template(prompt.messages(), tokenize=False)
     assert prompt.system in rendered and "SmolLM" not in rendered
 
 
 def test_sampling_is_reproducible_and_leaves_the_global_rng_alone(registry: ModelRegistry) -> None:
-    base = registry.base(BUNDLED_NAME)
+    base = registry.bases.serving(BUNDLED_NAME)
     params = SamplingParams(max_new_tokens=12)
     torch.manual_seed(123)
     state = torch.random.get_rng_state()

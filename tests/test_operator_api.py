@@ -5,40 +5,21 @@ API and the analyst view agree)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
+from api_support import ADMIN, state
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from adgen.api import create_app
-from adgen.api.state import AppState
 from adgen.ingest.consumer import IngestConsumer
 from adgen.settings import Settings
 
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789abcdef"}
 BRIEF = {"name": "Trail", "product": "Trail running shoes", "brand": "Acme",
          "audience": "weekend trail runners"}
 TEXTS = ["Acme trail shoes grip wet rock", "Run muddy trails with dry feet in Acme",
          "Weekend trails feel lighter in Acme shoes"]
 
-
-@pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings, rng=np.random.default_rng(3))
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
-        yield c
-
-
-def _state(app: FastAPI) -> AppState:
-    state: AppState = app.state.adgen
-    return state
 
 
 def _campaign(client: TestClient) -> tuple[int, list[int]]:
@@ -46,7 +27,7 @@ def _campaign(client: TestClient) -> tuple[int, list[int]]:
     r = client.post(f"/v1/campaigns/{cid}/variants", json={"texts": TEXTS}, headers=ADMIN)
     assert r.status_code == 201, r.text
     app = client.app
-    assert isinstance(app, FastAPI) and _state(app).allocator.refresh()
+    assert isinstance(app, FastAPI) and state(app).allocator.refresh()
     return cid, [v["id"] for v in r.json()]
 
 
@@ -133,10 +114,10 @@ def test_srm_and_figures_agree_between_api_and_analyst_views(
         client.post("/v1/events", json={"type": "click", "token": t["token"]})
     for t in tokens[::21]:
         client.post("/v1/events", json={"type": "conversion", "token": t["token"], "value": 3})
-    state = _state(app)
-    assert state.shipper is not None
-    state.shipper.flush(timeout_s=10)
-    with IngestConsumer(settings, state.sessions) as consumer:
+    app_state = state(app)
+    assert app_state.shipper is not None
+    app_state.shipper.flush(timeout_s=10)
+    with IngestConsumer(settings, app_state.sessions) as consumer:
         consumer.drain(idle_s=1.0)
 
     srm = client.get(f"/v1/campaigns/{cid}/srm").json()
@@ -148,7 +129,7 @@ def test_srm_and_figures_agree_between_api_and_analyst_views(
 
     api = {v["id"]: v for v in client.get(f"/v1/campaigns/{cid}").json()["variants"]}
     assert sum(v["prob_best"] for v in api.values()) == pytest.approx(1.0)
-    with state.sessions() as session:
+    with app_state.sessions() as session:
         view = {r.variant_id: r for r in session.execute(
             sa.text("SELECT * FROM variant_performance WHERE campaign_id = :c"), {"c": cid})}
         srm_view = {r.variant_id: r for r in session.execute(

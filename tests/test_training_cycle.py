@@ -16,13 +16,14 @@ from typer.testing import CliRunner
 from adgen.cli.main import app as cli
 from adgen.db.models import ModelVersion, TrainingRun, Variant
 from adgen.errors import ModelError
+from adgen.model.bases import BaseModels
 from adgen.model.versions import ModelRegistry, ensure_base_version, promote
 from adgen.settings import Settings, get_settings
 from adgen.training.cycle import LOCKED, CycleResult, run_cycle
 from adgen.training.evidence import campaign_evidence, lineage_campaigns
 from adgen.training.logprobs import pair_margins
 from adgen.training.pairs import live_pairs, split_heldout
-from adgen.training.policy import ADAPTER_FILES, TrainingModels
+from adgen.training.policy import ADAPTER_FILES
 
 pytestmark = pytest.mark.slow  # loads the real model and trains
 
@@ -30,15 +31,15 @@ BASE = "smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="module")
-def models() -> TrainingModels:
-    """The bundled base model for training, loaded once for the whole module."""
-    return TrainingModels(Settings())
+def bases() -> BaseModels:
+    """The bundled base model, loaded once for the whole module."""
+    return BaseModels(Settings())
 
 
 @pytest.fixture
-def registry(train_settings: Settings) -> Iterator[ModelRegistry]:
+def registry(train_settings: Settings, bases: BaseModels) -> Iterator[ModelRegistry]:
     """The generator's registry (version ids restart with each test database)."""
-    yield ModelRegistry(train_settings)
+    yield ModelRegistry(train_settings, bases=bases)
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def _runs(session: Session) -> list[TrainingRun]:
 
 
 def _heldout_margins(
-    sessions: sessionmaker[Session], settings: Settings, models: TrainingModels, adapter: Path
+    sessions: sessionmaker[Session], settings: Settings, bases: BaseModels, adapter: Path
 ) -> tuple[np.ndarray, np.ndarray]:
     """Held-out margins recomputed here: base model, then base + the saved adapter."""
     from peft import PeftModel
@@ -87,7 +88,7 @@ def _heldout_margins(
         evidence = campaign_evidence(session, lineage_campaigns(session, settings, BASE))
     _, heldout = split_heldout(evidence, settings.heldout_share, settings.train_seed)
     pairs = live_pairs(heldout, settings.pair_threshold)
-    base, tokenizer = models.get(BASE)
+    base, tokenizer = bases.training(BASE)
     before = pair_margins(base, tokenizer, pairs, max_length=settings.max_length)
     tuned = PeftModel.from_pretrained(base, str(adapter))
     try:
@@ -101,7 +102,6 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     pg_sessions: sessionmaker[Session],
     train_settings: Settings,
     registry: ModelRegistry,
-    models: TrainingModels,
 ) -> None:
     cid = _seed_winners_and_losers(pg_sessions)
     results: list[CycleResult] = []
@@ -109,9 +109,7 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
 
     def cycle() -> None:
         start.wait()
-        results.append(
-            run_cycle(train_settings, pg_sessions, registry, progress=False, models=models)
-        )
+        results.append(run_cycle(train_settings, pg_sessions, registry, progress=False))
 
     threads = [threading.Thread(target=cycle) for _ in range(2)]
     for t in threads:
@@ -180,14 +178,14 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
     assert by_status["skipped"].reason == LOCKED
 
     # the saved adapter, loaded afresh, raises the held-out margin over the base model
-    before, after = _heldout_margins(pg_sessions, train_settings, models, adapter)
+    before, after = _heldout_margins(pg_sessions, train_settings, registry.bases, adapter)
     assert after.mean() > before.mean()
     assert after.mean() == pytest.approx(m["heldout_margin_after"], abs=1e-2)
 
     # once decided, a run with no new evidence trains nothing and says why
     with pg_sessions.begin() as session:
         promote(session, candidate.id)
-    again = run_cycle(train_settings, pg_sessions, registry, progress=False, models=models)
+    again = run_cycle(train_settings, pg_sessions, registry, progress=False)
     assert again.status == "skipped" and again.candidate_version_id is None
     assert (
         again.reason is not None
@@ -201,13 +199,12 @@ def test_kto_cycle_raises_the_held_out_margin(
     pg_sessions: sessionmaker[Session],
     train_settings: Settings,
     registry: ModelRegistry,
-    models: TrainingModels,
 ) -> None:
     _seed_winners_and_losers(pg_sessions)
     settings = train_settings.model_copy(
         update={"trainer": "kto", "train_steps": 4, "rm_samples": 0, "rollout_best_of": 1}
     )
-    result = run_cycle(settings, pg_sessions, registry, progress=False, models=models)
+    result = run_cycle(settings, pg_sessions, registry, progress=False)
     assert result.status == "succeeded", result.reason
     m = result.metrics
     assert m["kto_examples"] >= 4 and 0 < m["kto_desirable"] < m["kto_examples"]
@@ -226,24 +223,23 @@ def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(
     pg_sessions: sessionmaker[Session],
     train_settings: Settings,
     registry: ModelRegistry,
-    models: TrainingModels,
 ) -> None:
     settings = train_settings.model_copy(update={"rm_samples": 0})
     with pg_sessions.begin() as session:
         cid = seed.campaign(session)
         seed.arms(session, cid, [("Acme running shoes", 0, 0)])
-    result = run_cycle(settings, pg_sessions, registry, progress=False, models=models)
+    result = run_cycle(settings, pg_sessions, registry, progress=False)
     assert result.status == "skipped" and result.reason is not None
     assert "no events yet" in result.reason
 
     grpo = settings.model_copy(update={"trainer": "grpo"})  # on-policy needs a reward model
-    result = run_cycle(grpo, pg_sessions, registry, progress=False, models=models)
+    result = run_cycle(grpo, pg_sessions, registry, progress=False)
     assert result.status == "skipped" and result.reason is not None
     assert "grpo scores completions with the reward model" in result.reason
 
     with pg_sessions.begin() as session:  # evidence, but no text clearly better than another
         seed.arms(session, cid, [("Acme shoes for runners", 300, 9), ("Run in Acme", 300, 10)])
-    result = run_cycle(settings, pg_sessions, registry, progress=False, models=models)
+    result = run_cycle(settings, pg_sessions, registry, progress=False)
     assert result.status == "skipped" and result.reason is not None
     assert "too little evidence: 0 preference pairs" in result.reason
     assert "fewer than min_pairs=8" in result.reason
@@ -257,7 +253,7 @@ def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(
     with pg_sessions.begin() as session:
         promote(session, broken.id)
     with pytest.raises(ModelError, match="adapter_config.json"):
-        run_cycle(settings, pg_sessions, registry, progress=False, models=models)
+        run_cycle(settings, pg_sessions, registry, progress=False)
     with pg_sessions() as session:
         runs = _runs(session)
         versions = session.scalar(sa.select(sa.func.count()).select_from(ModelVersion))

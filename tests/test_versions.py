@@ -31,6 +31,8 @@ from adgen.model.versions import (
     rollback,
 )
 from adgen.settings import Settings
+from adgen.training.config import TrainConfig
+from adgen.training.policy import trainable_policy
 
 
 def _random_adapters(path: Path, root: Path) -> list[Path]:
@@ -146,10 +148,35 @@ def test_adapters_switch_on_one_base_exactly(
     assert torch.equal(after, before)
     assert torch.equal(again_one, logits_one)
     # The base weights were neither reloaded nor merged into.
-    assert registry.base(BUNDLED_NAME).model is base_model
+    assert registry.bases.serving(BUNDLED_NAME).model is base_model
     assert base_model.get_input_embeddings().weight.data_ptr() == ptr
     q_now = base_model.model.layers[0].self_attn.q_proj.base_layer.weight
     assert torch.equal(q_now, q_proj)
+
+
+def test_training_takes_its_own_copy_and_leaves_serving_adapters_alone(
+    registry: ModelRegistry, adapters: list[Path], pg_sessions: sessionmaker[Session]
+) -> None:
+    """A cycle wraps the training copy in LoRA and strips it again: the serving copy, with
+    its versions' adapters, must come out exactly as it was."""
+    with transaction(pg_sessions) as session:
+        v2 = _candidate(session, ensure_base_version(session, BUNDLED_NAME), adapters[0])
+    serving = registry.load(v2)
+    with serving.activated() as model:
+        before = _next_token_logits(model, serving.tokenizer)
+
+    train_model, tokenizer = registry.bases.training(BUNDLED_NAME)
+    assert registry.bases.training(BUNDLED_NAME)[0] is train_model  # loaded once
+    assert train_model is not serving.base.model
+    assert next(train_model.parameters()).dtype == torch.float32
+    config = TrainConfig.from_settings(registry.settings)
+    with trainable_policy(train_model, adapters[1], config) as policy:
+        assert any(p.requires_grad for p in policy.parameters())
+    assert not any("lora" in name for name, _ in train_model.named_modules())
+
+    with serving.activated() as model:
+        after = _next_token_logits(model, serving.tokenizer)
+    assert torch.equal(after, before)
 
 
 def test_a_version_writes_variants_recorded_with_its_id(

@@ -101,7 +101,10 @@ def test_a_chinese_brief_gets_chinese_variants_from_qwen_and_english_keeps_smoll
         assert sorted(v.text for v, _ in stored) == sorted(texts)
 
     # both bases are held at once, each in its own dtype
-    qwen, smol = registry.base(ZH_MODEL_NAME).model, registry.base(BUNDLED_NAME).model
+    qwen, smol = (
+        registry.bases.serving(ZH_MODEL_NAME).model,
+        registry.bases.serving(BUNDLED_NAME).model,
+    )
     assert qwen is not smol
     assert next(qwen.parameters()).dtype == torch.bfloat16
     assert next(smol.parameters()).dtype == torch.float32

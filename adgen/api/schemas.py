@@ -26,6 +26,7 @@ from adgen.stats import (
     prob_best,
     successes_within,
 )
+from adgen.vocabulary import VariantStatus
 
 #: Largest id PostgreSQL's INTEGER holds; larger ids would fail in the database, not here.
 MAX_ID = 2_147_483_647
@@ -289,7 +290,7 @@ class CampaignDetail(CampaignPublic):
         best among the active ones."""
         base = CampaignPublic.model_validate(campaign).model_dump()
         variants = [VariantPublic.of(v, s, campaign.reward) for v, s in rows]
-        active = [v for v in variants if v.status == "active"]
+        active = [v for v in variants if v.status == VariantStatus.ACTIVE]
         if active:
             success = "clicks" if campaign.reward == "click" else "conversions"
             p = prob_best(

@@ -55,7 +55,6 @@ def train(
     from adgen.model.versions import ModelRegistry
     from adgen.training.cycle import run_cycle
     from adgen.training.evidence import lineages
-    from adgen.training.policy import TrainingModels
 
     engine = make_engine(settings.db_url)
     try:
@@ -65,10 +64,10 @@ def train(
         if not bases:
             console.print("no active campaign: nothing to train for")
             return
-        registry, models = ModelRegistry(settings), TrainingModels(settings)
+        registry = ModelRegistry(settings)
         for name in bases:
             console.rule(f"training cycle: {name}")
-            _show(run_cycle(settings, sessions, registry, name, progress=True, models=models))
+            _show(run_cycle(settings, sessions, registry, name, progress=True))
     finally:
         engine.dispose()
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from adgen.brief import Brief
 from adgen.db.models import ArmStats, Campaign, Variant
 from adgen.errors import NotFoundError
+from adgen.vocabulary import CampaignStatus
 
 
 def create_campaign(session: Session, brief: Brief) -> Campaign:
@@ -52,7 +53,7 @@ def add_variants(
     *,
     model_version_id: int | None = None,
     source: str = "manual",
-    status: str = "active",
+    status: str = CampaignStatus.ACTIVE,
     reports: Sequence[dict[str, Any]] | None = None,
     scores: Sequence[float | None] | None = None,
 ) -> list[Variant]:

@@ -11,7 +11,8 @@ live, and the weights in memory. The one home of everything about a version.
   marks a version rolled_back, pauses its variants, and when it was active reactivates its
   nearest ancestor not rolled back. Each is recorded in ``gate_decisions`` with the live
   figures at that moment.
-* Weights: ``ModelRegistry.load(version)`` loads the base once (per base name) and each
+* Weights: ``ModelRegistry.load(version)`` loads the base once (per base name, through the
+  process's :class:`adgen.model.bases.BaseModels`, which training shares) and each
   adapter once, as a named peft adapter; generating with a version activates its adapter
   with ``set_adapter``, and the base version runs inside ``disable_adapter()``. The base
   weights are never reloaded and adapters are never merged into them, so switching back to
@@ -25,11 +26,11 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, object_session
@@ -38,12 +39,12 @@ from adgen.db.models import DECIDERS, GateDecision, ModelVersion, Variant
 from adgen.errors import ConflictError, ModelError, NotFoundError
 from adgen.guardrails import GuardrailConfig, config_from_settings
 from adgen.model.artifacts import ArtifactStore, database_store
-from adgen.model.loading import load_model, pick_device, resolve_base_model
+from adgen.model.bases import BaseModels, LoadedBase
+from adgen.model.comparison import Comparison, compare
+from adgen.model.loading import resolve_base_model
 from adgen.model.locales import base_model_for_locale
 from adgen.settings import Settings
-
-if TYPE_CHECKING:
-    from adgen.training.evidence import Comparison
+from adgen.vocabulary import VariantStatus, VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def active_of(session: Session, base_name: str, *, lock: bool = False) -> ModelV
     """The active version of lineage ``base_name`` (the latest promoted), or None."""
     stmt = (
         select(ModelVersion)
-        .where(ModelVersion.base_model == base_name, ModelVersion.status == "active")
+        .where(ModelVersion.base_model == base_name, ModelVersion.status == VersionStatus.ACTIVE)
         .order_by(ModelVersion.promoted_at.desc().nulls_last(), ModelVersion.id.desc())
         .limit(1)
     )
@@ -112,7 +113,11 @@ def ensure_base_version(session: Session, base_name: str) -> ModelVersion:
         version = ModelVersion(
             base_model=base_name,
             adapter_path=None,
-            status="retired" if active_of(session, base_name) is not None else "active",
+            status=(
+                VersionStatus.RETIRED
+                if active_of(session, base_name) is not None
+                else VersionStatus.ACTIVE
+            ),
             promoted_at=func.now(),
             hyperparams={},
             metrics={},
@@ -126,7 +131,11 @@ def ensure_base_version(session: Session, base_name: str) -> ModelVersion:
 
 def open_candidates(session: Session, base_name: str | None = None) -> list[ModelVersion]:
     """Candidates still waiting for the gate, oldest first."""
-    stmt = select(ModelVersion).where(ModelVersion.status == "candidate").order_by(ModelVersion.id)
+    stmt = (
+        select(ModelVersion)
+        .where(ModelVersion.status == VersionStatus.CANDIDATE)
+        .order_by(ModelVersion.id)
+    )
     if base_name is not None:
         stmt = stmt.where(ModelVersion.base_model == base_name)
     return list(session.scalars(stmt))
@@ -162,31 +171,23 @@ def record_decision(
     return row
 
 
-def _compare(session: Session, version: ModelVersion, incumbent: ModelVersion | None) -> Comparison:
-    # The live figures are the training package's evidence arithmetic; imported here so
-    # that this module stays below training (which imports it).
-    from adgen.training.evidence import compare
-
-    return compare(session, version, incumbent)
-
-
 def promote(
     session: Session, version_id: int, by: str = "operator", **details: Any
 ) -> GateDecision:
     """Make ``version_id`` the active version of its lineage; retire the previous one."""
     version = get_version(session, version_id, lock=True)
-    if version.status not in ("candidate", "retired"):
+    if version.status not in (VersionStatus.CANDIDATE, VersionStatus.RETIRED):
         raise ConflictError(
             f"model version {version_id} is {version.status}; only a candidate or a retired "
             "version can be promoted"
         )
     previous = active_of(session, version.base_model, lock=True)
-    comparison = _compare(session, version, previous)
+    comparison = compare(session, version, previous)
     now = datetime.now(UTC)
     if previous is not None:
-        previous.status = "retired"
+        previous.status = VersionStatus.RETIRED
         previous.retired_at = now
-    version.status = "active"
+    version.status = VersionStatus.ACTIVE
     version.promoted_at = now
     version.retired_at = None
     logger.info(
@@ -203,27 +204,27 @@ def rollback(
 ) -> GateDecision:
     """Roll ``version_id`` back: pause its variants; reactivate its ancestor if it was active."""
     version = get_version(session, version_id, lock=True)
-    if version.status == "rolled_back":
+    if version.status == VersionStatus.ROLLED_BACK:
         raise ConflictError(f"model version {version_id} is already rolled back")
     incumbent = active_of(session, version.base_model, lock=True)
-    if version.status == "active":
+    if version.status == VersionStatus.ACTIVE:
         fallback = _fallback(session, version)
         if fallback is None:
             raise ConflictError(
                 f"model version {version_id} is the base of its lineage ({version.base_model}) "
                 "and has no ancestor to fall back to"
             )
-        fallback.status = "active"
+        fallback.status = VersionStatus.ACTIVE
         fallback.promoted_at = datetime.now(UTC)
         fallback.retired_at = None
         incumbent = fallback
-    comparison = _compare(session, version, incumbent)
-    version.status = "rolled_back"
+    comparison = compare(session, version, incumbent)
+    version.status = VersionStatus.ROLLED_BACK
     version.retired_at = datetime.now(UTC)
     to_pause = list(
         session.scalars(
             select(Variant.id).where(
-                Variant.model_version_id == version.id, Variant.status == "active"
+                Variant.model_version_id == version.id, Variant.status == VariantStatus.ACTIVE
             )
         )
     )
@@ -231,7 +232,7 @@ def rollback(
         session.execute(
             update(Variant)
             .where(Variant.id.in_(to_pause))
-            .values(status="paused")
+            .values(status=VariantStatus.PAUSED)
             .execution_options(synchronize_session="fetch")
         )
     paused = len(to_pause)
@@ -252,7 +253,7 @@ def _fallback(session: Session, version: ModelVersion) -> ModelVersion | None:
     parent_id = version.parent_id
     while parent_id is not None:
         parent = get_version(session, parent_id, lock=True)
-        if parent.status != "rolled_back":
+        if parent.status != VersionStatus.ROLLED_BACK:
             return parent
         parent_id = parent.parent_id
     return None
@@ -275,20 +276,6 @@ def adapter_folder(
     if not (path / "adapter_config.json").is_file():
         raise ModelError(f"LoRA adapter folder {path} has no adapter_config.json")
     return path
-
-
-@dataclass
-class LoadedBase:
-    """A base model held in memory, the peft wrapper once an adapter is loaded, and the lock
-    that serialises everything that switches adapters or generates with it."""
-
-    name: str
-    model: Any
-    tokenizer: Any
-    peft: Any | None = None
-    adapters: dict[str, str] = field(default_factory=dict)
-    """adapter folder -> peft adapter name."""
-    lock: threading.RLock = field(default_factory=threading.RLock)
 
 
 @dataclass(frozen=True)
@@ -326,12 +313,17 @@ class ModelRegistry:
     ``store`` is where adapters are fetched from (default: the settings' database).
     """
 
-    def __init__(self, settings: Settings, store: ArtifactStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ArtifactStore | None = None,
+        bases: BaseModels | None = None,
+    ) -> None:
         self.settings = settings
-        self.device = pick_device(settings.device)
+        self.bases = bases or BaseModels(settings)
+        self.device = self.bases.device
         self._store = store
         self._stores: dict[str, ArtifactStore] = {}
-        self._bases: dict[str, LoadedBase] = {}
         self._lock = threading.Lock()
 
     @cached_property
@@ -356,27 +348,13 @@ class ModelRegistry:
         """The lineage key (resolved base-model name) that writes ``locale``."""
         return lineage_of(self.settings, locale)
 
-    def adapter_folder(
-        self, version: ModelVersion, session: Session | None = None
-    ) -> Path | None:
+    def adapter_folder(self, version: ModelVersion, session: Session | None = None) -> Path | None:
         """The local folder of ``version``'s adapter (see :func:`adapter_folder`), fetched
         from the database of ``session`` (default: the one ``version`` was read through)."""
         session = session or object_session(version)
         return adapter_folder(version, self.settings, lambda: self.store_for(session))
 
     # --- weights ----------------------------------------------------------------------------
-    def base(self, base_name: str) -> LoadedBase:
-        """The base model ``base_name`` in memory, loaded on first use only."""
-        with self._lock:
-            loaded = self._bases.get(base_name)
-            if loaded is None:
-                resolved = resolve_base_model(base_name, self.settings.cache_dir)
-                logger.info("loading base %s from %s on %s", base_name, resolved.path, self.device)
-                model, tokenizer = load_model(resolved.path, self.device, resolved.dtype)
-                loaded = LoadedBase(base_name, model, tokenizer)
-                self._bases[base_name] = loaded
-            return loaded
-
     def load(self, version: ModelVersion, session: Session | None = None) -> VersionedModel:
         """``version`` ready to generate: its base (shared) plus its adapter (loaded once per
         adapter folder), fetched through ``session``'s database when given."""
@@ -385,7 +363,7 @@ class ModelRegistry:
     def load_with(self, version: ModelVersion, path: Path | None) -> VersionedModel:
         """``version`` with the adapter in folder ``path`` (None: the bare base); ``version``
         need not be stored yet (a candidate being rolled out)."""
-        base = self.base(version.base_model)
+        base = self.bases.serving(version.base_model)
         if path is None:
             return VersionedModel(version.id, base, None)
         with base.lock:

@@ -35,7 +35,13 @@ from adgen.generator.prompts import build_prompt
 from adgen.generator.sampling import SamplingParams
 from adgen.guardrails import config_from_settings
 from adgen.model.artifacts import ADAPTER
-from adgen.model.versions import active_version, ensure_base_version, lineage_of, open_candidates
+from adgen.model.versions import (
+    ModelRegistry,
+    active_version,
+    ensure_base_version,
+    lineage_of,
+    open_candidates,
+)
 from adgen.reward.training import active_record, load_active, train_and_store
 from adgen.settings import Settings
 from adgen.training.config import TrainConfig
@@ -48,11 +54,12 @@ from adgen.training.pairs import (
     live_pairs,
     split_heldout,
 )
-from adgen.training.policy import TrainingModels, trainable_policy
+from adgen.training.policy import trainable_policy
 from adgen.training.ranked import sampled_pairs
 from adgen.training.rollout import plan_rollout, store_rollout, write_rollout
 from adgen.training.runner import TrainingData, fit
 from adgen.training.runs import finish_run, last_succeeded, start_run
+from adgen.vocabulary import CampaignStatus, RunStatus, VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -76,17 +83,16 @@ class CycleResult:
 def run_cycle(
     settings: Settings,
     sessions: sessionmaker[Session],
-    registry: Any,
+    registry: ModelRegistry,
     base_name: str | None = None,
     progress: bool = True,
     *,
-    models: TrainingModels | None = None,
     config: TrainConfig | None = None,
 ) -> CycleResult:
     """Run one training cycle for lineage ``base_name`` (default: the English base model).
 
-    ``models`` keeps loaded base models between cycles (the scheduler passes one);
-    ``config`` overrides the training configuration the settings describe.
+    The base model comes from ``registry.bases`` (loaded once per process); ``config``
+    overrides the training configuration the settings describe.
     """
     base = base_name or lineage_of(settings, "en")
     config = config or TrainConfig.from_settings(settings)
@@ -97,14 +103,14 @@ def run_cycle(
             logger.info("training cycle for %s skipped: %s", base, LOCKED)
             with transaction(sessions) as session:
                 run_id = start_run(session, base, config).id
-                finish_run(session, run_id, "skipped", time.perf_counter() - start, reason=LOCKED)
+                elapsed = time.perf_counter() - start
+                finish_run(session, run_id, RunStatus.SKIPPED, elapsed, reason=LOCKED)
             return CycleResult(
-                run_id, "skipped", base, LOCKED, duration_s=time.perf_counter() - start
+                run_id, RunStatus.SKIPPED, base, LOCKED, duration_s=time.perf_counter() - start
             )
         with transaction(sessions) as session:
             run_id = start_run(session, base, config).id
-        models = models or TrainingModels(settings)
-        cycle = _Cycle(settings, sessions, registry, base, config, models, run_id, progress, start)
+        cycle = _Cycle(settings, sessions, registry, base, config, run_id, progress, start)
         return cycle.run()
 
 
@@ -115,10 +121,9 @@ class _Cycle:
         self,
         settings: Settings,
         sessions: sessionmaker[Session],
-        registry: Any,
+        registry: ModelRegistry,
         base: str,
         config: TrainConfig,
-        models: TrainingModels,
         run_id: int,
         progress: bool,
         start: float,
@@ -128,7 +133,6 @@ class _Cycle:
         self.registry = registry
         self.base = base
         self.config = config
-        self.models = models
         self.run_id = run_id
         self.progress = progress
         self.start = start
@@ -141,16 +145,16 @@ class _Cycle:
         try:
             candidate_id, variant_ids = self._steps()
         except InsufficientEvidence as exc:
-            return self._close("skipped", reason=str(exc))
+            return self._close(RunStatus.SKIPPED, reason=str(exc))
         except Exception as exc:
             logger.exception("training cycle for %s failed", self.base)
-            self._close("failed", error=f"{type(exc).__name__}: {exc}")
+            self._close(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         result = CycleResult(
             self.run_id,
-            "succeeded",
+            RunStatus.SUCCEEDED,
             self.base,
             candidate_version_id=candidate_id,
             variant_ids=variant_ids,
@@ -181,7 +185,7 @@ class _Cycle:
                 **outcome,
                 **self.fields,
             )
-        if status == "skipped":
+        if status == RunStatus.SKIPPED:
             logger.info("training cycle for %s skipped: %s", self.base, outcome.get("reason"))
         return CycleResult(
             self.run_id,
@@ -223,7 +227,7 @@ class _Cycle:
             self._check_enough(data)  # before loading any model
 
         began = time.perf_counter()
-        base_model, tokenizer = self.models.get(self.base)
+        base_model, tokenizer = self.registry.bases.training(self.base)
         with trainable_policy(base_model, parent_adapter, self.config) as policy:
             self._timed("load", began)
             if self.config.is_preference and use_rm:
@@ -257,7 +261,7 @@ class _Cycle:
                     self.config,
                     self.work_dir,
                     reward_fn=reward_fn,
-                    use_cpu=self.models.device == "cpu",
+                    use_cpu=self.registry.device == "cpu",
                     progress=self.progress,
                 )
             )
@@ -280,7 +284,7 @@ class _Cycle:
                 "a new candidate waits for its decision"
             )
         campaigns = lineage_campaigns(session, self.settings, self.base)
-        active = [c for c in campaigns if c.status == "active"]
+        active = [c for c in campaigns if c.status == CampaignStatus.ACTIVE]
         if not active:
             raise InsufficientEvidence(
                 f"no active campaign uses {self.base}: nothing to roll out to"
@@ -328,7 +332,7 @@ class _Cycle:
         version = ModelVersion(
             base_model=self.base,
             parent_id=parent.id,
-            status="candidate",
+            status=VersionStatus.CANDIDATE,
             adapter_sha256=digest,
             data_window_start=self.fields.get("data_window_start"),
             data_window_end=self.fields.get("data_window_end"),
@@ -367,7 +371,7 @@ class _Cycle:
             finish_run(
                 session,
                 self.run_id,
-                "succeeded",
+                RunStatus.SUCCEEDED,
                 self._elapsed(),
                 metrics=self.metrics,
                 candidate_version_id=version.id,

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from adgen.db.models import GateDecision
 from adgen.errors import ConflictError
+from adgen.model.comparison import Comparison, compare
 from adgen.model.versions import active_of, get_version, promote, record_decision, rollback
 from adgen.settings import Settings
-from adgen.training.evidence import Comparison, compare
 from adgen.vocabulary import VersionStatus
 
 logger = logging.getLogger(__name__)

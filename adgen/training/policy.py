@@ -1,8 +1,8 @@
 """The trainable policy: a LoRA adapter over a base model, started from the parent version.
 
-Base models for training are loaded once per base name (``TrainingModels``) and reused:
-wrapping a base in LoRA injects adapter layers, and ``trainable_policy`` removes them again
-on exit (``unload``), leaving the base weights untouched.
+A cycle takes its base from the process's ``BaseModels.training`` (loaded once per base name
+and reused): wrapping a base in LoRA injects adapter layers, and ``trainable_policy`` removes
+them again on exit (``unload``), leaving the base weights untouched.
 
 The reference of DPO/KTO: ``trainable_policy`` always hands TRL a ``PeftModel`` without a
 ``peft_config``, and TRL then copies the starting adapter into a frozen ``ref`` adapter. So
@@ -21,36 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from adgen.errors import ModelError
-from adgen.model.loading import load_model, pick_device, resolve_base_model
-from adgen.settings import Settings
 from adgen.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 #: The only files a version's adapter folder holds.
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-
-
-class TrainingModels:
-    """Base models for training, loaded on first use per base name and kept.
-
-    On CPU they are loaded in fp32 whatever the model's serving dtype (bf16 training on
-    CPU is slow and imprecise); on a GPU in the model's own dtype.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._loaded: dict[str, tuple[Any, Any]] = {}
-        self.device = pick_device(settings.device)
-
-    def get(self, base_name: str) -> tuple[Any, Any]:
-        """(model, tokenizer) of base model ``base_name``."""
-        if base_name not in self._loaded:
-            resolved = resolve_base_model(base_name, self._settings.cache_dir)
-            dtype = "float32" if self.device == "cpu" else resolved.dtype
-            logger.info("loading %s for training (%s, %s)", resolved.name, self.device, dtype)
-            self._loaded[base_name] = load_model(resolved.path, self.device, dtype)
-        return self._loaded[base_name]
 
 
 @contextmanager

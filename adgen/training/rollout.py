@@ -22,6 +22,7 @@ from adgen.generator import (
     run_generation,
     store_generation,
 )
+from adgen.vocabulary import VariantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def store_rollout(
         if draft.scores is not None:
             ranked = sorted(zip(ids, draft.scores, strict=True), key=lambda vs: -vs[1])
             for variant_id, _ in ranked[keep:]:
-                session.get_one(Variant, variant_id).status = "paused"
+                session.get_one(Variant, variant_id).status = VariantStatus.PAUSED
             ids = [i for i, _ in ranked[:keep]]
             session.flush()
         served.extend(ids)

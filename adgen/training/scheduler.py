@@ -32,7 +32,6 @@ from adgen.settings import Settings
 from adgen.training.cycle import CycleResult, run_cycle
 from adgen.training.evidence import lineages
 from adgen.training.gate import evaluate
-from adgen.training.policy import TrainingModels
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +71,12 @@ class TrainingJob:
         registry: Any,
         *,
         cycle: Cycle = run_cycle,
-        models: TrainingModels | None = None,
         history: int = 100,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.registry = registry
         self.cycle = cycle
-        self.models = models or TrainingModels(settings)
         self.history: deque[JobReport] = deque(maxlen=history)
 
     def __call__(self) -> JobReport:
@@ -119,7 +116,6 @@ class TrainingJob:
                 self.registry,
                 base,
                 progress=False,
-                models=self.models,
             )
             report.cycles.append(result)
         except Exception as exc:

@@ -34,6 +34,7 @@ from adgen.health import Health, campaign_health
 from adgen.operations import effective_controls
 from adgen.settings import Settings
 from adgen.stats import credible_interval, prob_best, successes_within
+from adgen.vocabulary import VariantStatus
 
 #: The health page's ingest figures come from this many newest events.
 INGEST_WINDOW = 1000
@@ -100,7 +101,7 @@ def leaderboard(
         )
         for v in detail.variants
     ]
-    rows.sort(key=lambda r: (r.variant.status == "rejected", -r.variant.posterior_mean))
+    rows.sort(key=lambda r: (r.variant.status == VariantStatus.REJECTED, -r.variant.posterior_mean))
     return detail, rows
 
 
