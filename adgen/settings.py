@@ -39,6 +39,24 @@ class Settings(BaseSettings):
         Path.home() / ".cache" / "adgen",
         description="Converted model weights (safetensors) are cached here once.",
     )
+    artifact_store: Literal["database", "s3"] = Field(
+        "database",
+        description="Where adapters and reward models are stored (content-addressed, cached "
+        "under VAR_DIR/artifacts): 'database' (the artifacts table) or 's3' (an S3-compatible "
+        "bucket; needs ADGEN_S3_BUCKET and pip install 'adgen[s3]').",
+    )
+    s3_bucket: str | None = Field(
+        None, min_length=1, description="The bucket of ADGEN_ARTIFACT_STORE=s3."
+    )
+    s3_prefix: str = Field(
+        "adgen/artifacts/", description="Key prefix of artifacts in the bucket: <prefix><sha256>."
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        min_length=1,
+        description="S3 API endpoint of MinIO, Ceph, R2, ...; unset means AWS. Credentials "
+        "and region come from the standard AWS chain (AWS_* variables, ~/.aws, instance role).",
+    )
 
     # --- event bus ---------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
@@ -289,6 +307,15 @@ class Settings(BaseSettings):
                 "ADGEN_DATABASE_URL is empty; unset it for the embedded SQLite default"
             )
         return v
+
+    @model_validator(mode="after")
+    def _s3_has_bucket(self) -> Settings:
+        if self.artifact_store == "s3" and self.s3_bucket is None:
+            raise ValueError(
+                "ADGEN_ARTIFACT_STORE=s3 needs ADGEN_S3_BUCKET (the bucket artifacts are "
+                "stored in); or set ADGEN_ARTIFACT_STORE=database"
+            )
+        return self
 
     @model_validator(mode="after")
     def _candidate_traffic_ordered(self) -> Settings:

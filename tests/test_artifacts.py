@@ -14,15 +14,7 @@ from adgen.db.engine import make_engine, session_factory, transaction
 from adgen.db.models import Artifact
 from adgen.errors import ModelError
 from adgen.model.artifacts import ADAPTER, DatabaseArtifactStore, pack, sha256_of
-
-
-def _folder(root: Path) -> Path:
-    folder = root / "adapter"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "adapter_config.json").write_text('{"r": 4}')
-    (folder / "adapter_model.safetensors").write_bytes(bytes(range(256)) * 40)
-    (folder / "sub" / "note.txt").write_text("nested")
-    return folder
+from tests.artifact_folders import adapter_like, files_of
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -34,16 +26,10 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> sessionmaker[Ses
     return session_factory(make_engine(url))
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
-    }
-
-
 def test_a_folder_stored_on_one_host_is_fetched_on_another(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    folder = _folder(tmp_path)
+    folder = adapter_like(tmp_path)
     here = DatabaseArtifactStore(sessions, tmp_path / "host-a" / "artifacts")
     digest = here.put(folder, ADAPTER)
     assert digest == sha256_of(pack(folder)[0]) and len(digest) == 64
@@ -54,7 +40,7 @@ def test_a_folder_stored_on_one_host_is_fetched_on_another(
 
     there = DatabaseArtifactStore(sessions, tmp_path / "host-b" / "artifacts")
     fetched = there.fetch(digest)
-    assert fetched.is_relative_to(tmp_path / "host-b") and _files(fetched) == _files(folder)
+    assert fetched.is_relative_to(tmp_path / "host-b") and files_of(fetched) == files_of(folder)
 
 
 def test_a_single_file_round_trips(sessions: sessionmaker[Session], tmp_path: Path) -> None:
@@ -68,19 +54,19 @@ def test_a_single_file_round_trips(sessions: sessionmaker[Session], tmp_path: Pa
 def test_a_corrupt_cache_entry_is_fetched_again(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    folder = _folder(tmp_path)
+    folder = adapter_like(tmp_path)
     digest = DatabaseArtifactStore(sessions, tmp_path / "cache").put(folder, ADAPTER)
     blob = tmp_path / "cache" / f"{digest}.tar"
     blob.write_bytes(b"garbage")
     fetched = DatabaseArtifactStore(sessions, tmp_path / "cache").fetch(digest)
     assert sha256_of(blob.read_bytes()) == digest
-    assert _files(fetched) == _files(folder)
+    assert files_of(fetched) == files_of(folder)
 
 
 def test_a_corrupt_database_blob_is_a_clear_error(
     sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    digest = DatabaseArtifactStore(sessions, tmp_path / "a").put(_folder(tmp_path), ADAPTER)
+    digest = DatabaseArtifactStore(sessions, tmp_path / "a").put(adapter_like(tmp_path), ADAPTER)
     with transaction(sessions) as s:
         s.execute(sa.update(Artifact).values(bytes=b"tampered"))
     with pytest.raises(ModelError, match=f"artifact {digest} in the database is corrupt"):

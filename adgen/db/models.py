@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Any
 
@@ -123,7 +124,8 @@ class Artifact(Base):
     kind: Mapped[str] = mapped_column(String(32))
     format: Mapped[str] = mapped_column(String(8))
     size: Mapped[int] = mapped_column(BigInteger)
-    bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    bytes: Mapped[builtins.bytes | None] = mapped_column(LargeBinary)
+    """The stored bytes; NULL when they live in an S3-compatible store (ADGEN_ARTIFACT_STORE)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
 
 

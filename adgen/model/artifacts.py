@@ -2,12 +2,26 @@
 
 An artifact is a folder (stored as a tar of its files) or a single file, kept under the
 sha256 of those bytes. ``ArtifactStore`` is the interface: ``put(path) -> digest`` and
-``fetch(digest) -> local path``. ``DatabaseArtifactStore`` (the default) keeps the bytes in
-the ``artifacts`` table (PostgreSQL or SQLite) and caches them on local disk under
-``<var_dir>/artifacts``; every fetch checks the cached bytes against the digest, re-fetches
-a corrupt cache entry, and refuses a database blob whose hash is wrong.
+``fetch(digest) -> local path``. ``CachedArtifactStore`` does what every store shares: it
+caches artifacts on local disk under ``<var_dir>/artifacts``, checks the cached bytes
+against the digest on every fetch, re-fetches a corrupt cache entry, refuses stored bytes
+whose hash is wrong, and unpacks a tar into a folder. A backend supplies only ``_write``
+(these bytes under this digest) and ``_read`` (the format and bytes of a digest):
 
-An S3-compatible store would implement the same two methods (boto3 is not a dependency yet).
+* ``DatabaseArtifactStore`` (the default, ``ADGEN_ARTIFACT_STORE=database``) keeps the bytes
+  in the ``artifacts`` table (PostgreSQL or SQLite).
+* ``S3ArtifactStore`` (``ADGEN_ARTIFACT_STORE=s3``; AWS S3, MinIO, Ceph, R2, ...) keeps them
+  as objects ``<ADGEN_S3_PREFIX><sha256>``, their format and kind in the object metadata;
+  boto3 is imported only then (``pip install 'adgen[s3]'``), with credentials from the
+  standard AWS chain (environment, ``~/.aws``, instance role), never from adgen's settings.
+
+Either way every artifact has its row in ``artifacts`` (sha256, kind, format, size): the
+versions and reward models that name it reference that row, and it is written in the
+caller's transaction, so a committed version always names a stored artifact. With S3 the
+row's ``bytes`` are NULL; the object is uploaded before the row is written, so a rolled-back
+transaction leaves at most an unreferenced object. Switching stores does not move artifacts
+already stored: a store fetches only what it holds (a database row whose bytes live in S3
+is a clear error naming the setting, and the reverse is a missing object).
 """
 
 from __future__ import annotations
@@ -19,15 +33,16 @@ import os
 import shutil
 import tarfile
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.db.engine import make_engine, session_factory, transaction
-from adgen.db.models import Artifact
-from adgen.errors import ModelError
+from adgen.db.models import ARTIFACT_FORMATS, Artifact
+from adgen.errors import ConfigError, ModelError
 from adgen.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -71,8 +86,15 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class DatabaseArtifactStore:
-    """Artifacts in the ``artifacts`` table, cached (and verified) on local disk."""
+class CachedArtifactStore(ABC):
+    """Artifacts cached (and verified) on local disk; a backend stores and reads the bytes.
+
+    Every artifact also gets its row in the ``artifacts`` table of ``sessions`` (see
+    :func:`record`), written by the backend's ``_write``.
+    """
+
+    where: str
+    """Where the bytes live, in words (for messages)."""
 
     def __init__(self, sessions: sessionmaker[Session], cache_dir: Path) -> None:
         self.sessions = sessions
@@ -81,34 +103,38 @@ class DatabaseArtifactStore:
         self._verified: dict[str, Path] = {}
         """Digests checked (and unpacked) by this process, and their local copy."""
 
+    @abstractmethod
+    def _write(self, session: Session, digest: str, kind: str, fmt: str, data: bytes) -> None:
+        """Store ``data`` (format ``fmt``) under ``digest``, once, recording it in ``session``."""
+
+    @abstractmethod
+    def _read(self, digest: str) -> tuple[str, bytes]:
+        """The format and stored bytes of ``digest``; ModelError when it is not stored."""
+
     def put(self, path: Path, kind: str, session: Session | None = None) -> str:
         """Store ``path`` (once per content) through ``session`` (the caller's transaction)
         or a short transaction of its own; the local cache gets the copy at once."""
         data, fmt = pack(path)
         digest = sha256_of(data)
         if session is not None:
-            self._insert(session, digest, kind, fmt, data)
+            self._write(session, digest, kind, fmt, data)
         else:
             with transaction(self.sessions) as own:
-                self._insert(own, digest, kind, fmt, data)
+                self._write(own, digest, kind, fmt, data)
         self._unpack(digest, fmt, data)
-        logger.info("stored %s artifact %s (%d bytes)", kind, digest[:12], len(data))
+        logger.info(
+            "stored %s artifact %s (%d bytes) in %s", kind, digest[:12], len(data), self.where
+        )
         return digest
 
-    @staticmethod
-    def _insert(session: Session, digest: str, kind: str, fmt: str, data: bytes) -> None:
-        if session.get(Artifact, digest) is None:
-            session.add(Artifact(sha256=digest, kind=kind, format=fmt, size=len(data), bytes=data))
-            session.flush()
-
     def fetch(self, digest: str) -> Path:
-        """The verified local copy of ``digest``, fetched from the database when the cache
+        """The verified local copy of ``digest``, fetched from the store when the cache
         lacks it or holds bytes with another hash."""
         with self._lock:
             known = self._verified.get(digest)
             if known is not None and known.exists():
                 return known
-            for fmt in ("tar", "file"):
+            for fmt in ARTIFACT_FORMATS:
                 cached = self._blob(digest, fmt)
                 if cached.is_file():
                     data = cached.read_bytes()
@@ -116,16 +142,10 @@ class DatabaseArtifactStore:
                         return self._unpack(digest, fmt, data)
                     logger.warning("cached artifact %s is corrupt: fetching it again", cached)
                     cached.unlink()
-            with self.sessions() as session:
-                row = session.execute(
-                    select(Artifact.format, Artifact.bytes).where(Artifact.sha256 == digest)
-                ).first()
-            if row is None:
-                raise ModelError(f"artifact {digest} is not in the database")
-            fmt, data = row
+            fmt, data = self._read(digest)
             if sha256_of(data) != digest:
                 raise ModelError(
-                    f"artifact {digest} in the database is corrupt (its bytes hash to "
+                    f"artifact {digest} in {self.where} is corrupt (its bytes hash to "
                     f"{sha256_of(data)}); restore it from a backup or retrain"
                 )
             return self._unpack(digest, fmt, data)
@@ -155,18 +175,151 @@ class DatabaseArtifactStore:
         return folder
 
 
+class DatabaseArtifactStore(CachedArtifactStore):
+    """Artifacts in the ``artifacts`` table, bytes included (the default store)."""
+
+    where = "the database"
+
+    def _write(self, session: Session, digest: str, kind: str, fmt: str, data: bytes) -> None:
+        """The row of ``digest`` with its bytes."""
+        record(session, digest, kind, fmt, data, keep_bytes=True)
+
+    def _read(self, digest: str) -> tuple[str, bytes]:
+        """The format and bytes of the row of ``digest``."""
+        with self.sessions() as session:
+            row = session.execute(
+                select(Artifact.format, Artifact.bytes).where(Artifact.sha256 == digest)
+            ).first()
+        if row is None:
+            raise ModelError(f"artifact {digest} is not in the database")
+        fmt, data = row
+        if data is None:
+            raise ModelError(
+                f"artifact {digest} is recorded in the database but its bytes are in an "
+                f"S3-compatible store: set ADGEN_ARTIFACT_STORE=s3 and its ADGEN_S3_* settings"
+            )
+        return fmt, data
+
+
+class S3ArtifactStore(CachedArtifactStore):
+    """Artifacts as objects ``<prefix><sha256>`` in an S3-compatible bucket; their rows in
+    the ``artifacts`` table carry no bytes."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        cache_dir: Path,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+    ) -> None:
+        super().__init__(sessions, cache_dir)
+        self.client = client
+        """A boto3 S3 client (thread-safe)."""
+        self.bucket = bucket
+        self.prefix = prefix
+        self.where = f"s3://{bucket}/{prefix}"
+
+    def _key(self, digest: str) -> str:
+        return f"{self.prefix}{digest}"
+
+    def _write(self, session: Session, digest: str, kind: str, fmt: str, data: bytes) -> None:
+        """Upload the object unless it is there with the right size, then record its row."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self._key(digest)
+        try:
+            if self._size(key) != len(data):
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, Metadata={"format": fmt, "kind": kind}
+                )
+        except (BotoCoreError, ClientError) as exc:
+            raise ModelError(f"could not store artifact {digest} in {self.where}: {exc}") from exc
+        record(session, digest, kind, fmt, data, keep_bytes=False)
+
+    def _size(self, key: str) -> int | None:
+        """The size of object ``key``, None when there is none."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    def _read(self, digest: str) -> tuple[str, bytes]:
+        """The format (object metadata) and bytes of object ``<prefix><digest>``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(digest))
+            data = obj["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            if _missing(exc):
+                raise ModelError(f"artifact {digest} is not in {self.where}") from exc
+            raise ModelError(f"could not read artifact {digest} from {self.where}: {exc}") from exc
+        fmt = obj.get("Metadata", {}).get("format")
+        if fmt not in ARTIFACT_FORMATS:
+            raise ModelError(
+                f"artifact {digest} in {self.where} has no valid format in its metadata ({fmt!r})"
+            )
+        return str(fmt), bytes(data)
+
+
+def _missing(exc: Exception) -> bool:
+    """Whether a botocore error is S3 saying that the object does not exist."""
+    error = getattr(exc, "response", {}).get("Error", {})
+    return str(error.get("Code")) in {"404", "NoSuchKey", "NotFound"}
+
+
+def record(
+    session: Session, digest: str, kind: str, fmt: str, data: bytes, *, keep_bytes: bool
+) -> None:
+    """The ``artifacts`` row of ``digest``, added once; with ``keep_bytes`` it carries
+    ``data`` (also filled into a row recorded without them by another store)."""
+    row = session.get(Artifact, digest)
+    if row is None:
+        stored = data if keep_bytes else None
+        session.add(Artifact(sha256=digest, kind=kind, format=fmt, size=len(data), bytes=stored))
+    elif keep_bytes and row.bytes is None:
+        row.bytes = data
+    session.flush()
+
+
 def artifact_cache_dir(settings: Settings) -> Path:
     """Where fetched artifacts are cached on this host."""
     return settings.var_dir / "artifacts"
 
 
-def database_store(
+def artifact_store(
     settings: Settings, sessions: sessionmaker[Session] | Session | None = None
-) -> DatabaseArtifactStore:
-    """The default store: the database of ``sessions`` (a factory, or a session whose
-    engine to use), else the settings' database through an engine of its own."""
+) -> CachedArtifactStore:
+    """The store ``ADGEN_ARTIFACT_STORE`` names, recording artifacts in the database of
+    ``sessions`` (a factory, or a session whose engine to use), else the settings' database
+    through an engine of its own."""
     if isinstance(sessions, Session):
         sessions = session_factory(sessions.get_bind().engine)
     elif sessions is None:
         sessions = session_factory(make_engine(settings.db_url))
-    return DatabaseArtifactStore(sessions, artifact_cache_dir(settings))
+    cache_dir = artifact_cache_dir(settings)
+    if settings.artifact_store == "database":
+        return DatabaseArtifactStore(sessions, cache_dir)
+    if settings.s3_bucket is None:  # the settings refuse this; a guard for hand-made ones
+        raise ConfigError("ADGEN_ARTIFACT_STORE=s3 needs ADGEN_S3_BUCKET")
+    return S3ArtifactStore(
+        sessions, cache_dir, s3_client(settings), settings.s3_bucket, settings.s3_prefix
+    )
+
+
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client for ``ADGEN_S3_ENDPOINT_URL`` (AWS itself when unset), its
+    credentials and region from the standard AWS chain."""
+    try:
+        import boto3
+    except ImportError as exc:
+        raise ConfigError(
+            "ADGEN_ARTIFACT_STORE=s3 needs boto3, which is not installed: pip install 'adgen[s3]'"
+        ) from exc
+    return boto3.session.Session().client("s3", endpoint_url=settings.s3_endpoint_url)

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, object_session
 from adgen.db.models import DECIDERS, GateDecision, ModelVersion, Variant
 from adgen.errors import ConflictError, ModelError, NotFoundError
 from adgen.guardrails import GuardrailConfig, config_from_settings
-from adgen.model.artifacts import ArtifactStore, database_store
+from adgen.model.artifacts import ArtifactStore, artifact_store
 from adgen.model.bases import BaseModels, LoadedBase
 from adgen.model.comparison import Comparison, compare
 from adgen.model.loading import resolve_base_model
@@ -310,7 +310,8 @@ class VersionedModel:
 class ModelRegistry:
     """Loads base models and versions once per process; thread-safe.
 
-    ``store`` is where adapters are fetched from (default: the settings' database).
+    ``store`` is where adapters are fetched from (default: the store ``ADGEN_ARTIFACT_STORE``
+    names, recording in the settings' database).
     """
 
     def __init__(
@@ -332,8 +333,9 @@ class ModelRegistry:
         return config_from_settings(self.settings)
 
     def store_for(self, session: Session | None = None) -> ArtifactStore:
-        """The artifact store: the one given at construction, else the database of
-        ``session`` (default: the settings' database), one per database."""
+        """The artifact store: the one given at construction, else the configured store
+        recording in the database of ``session`` (default: the settings' database), one
+        per database."""
         with self._lock:
             if self._store is not None:
                 return self._store
@@ -341,7 +343,7 @@ class ModelRegistry:
             key = bind.url.render_as_string() if bind is not None else self.settings.db_url
             store = self._stores.get(key)
             if store is None:
-                store = self._stores[key] = database_store(self.settings, session)
+                store = self._stores[key] = artifact_store(self.settings, session)
             return store
 
     def base_name_for_locale(self, locale: str) -> str:

@@ -34,7 +34,7 @@ from adgen.db.campaigns import brief_of
 from adgen.db.models import ArmStats, Campaign, RewardModelRecord, Variant
 from adgen.errors import ModelError
 from adgen.history.evidence import load_historical
-from adgen.model.artifacts import REWARD_MODEL, database_store
+from adgen.model.artifacts import REWARD_MODEL, artifact_store
 from adgen.reward.evaluation import evaluate
 from adgen.reward.features import FeatureSpec
 from adgen.reward.model import RewardConfig, RewardModel
@@ -227,7 +227,7 @@ def load_record(session: Session, settings: Settings, record: RewardModelRecord)
     """The reward model of ``record``: its artifact (fetched and verified on any host), or
     for a record made before artifacts, its folder."""
     if record.artifact_sha256 is not None:
-        return RewardModel.load(database_store(settings, session).fetch(record.artifact_sha256))
+        return RewardModel.load(artifact_store(settings, session).fetch(record.artifact_sha256))
     return RewardModel.load(Path(record.path))
 
 
@@ -310,7 +310,7 @@ def train_and_store(
     folder = (settings.var_dir / "reward_models" / str(record.id)).resolve()
     model.save(folder)
     record.path = str(folder)
-    record.artifact_sha256 = database_store(settings, session).put(folder, REWARD_MODEL, session)
+    record.artifact_sha256 = artifact_store(settings, session).put(folder, REWARD_MODEL, session)
     if status == RewardModelStatus.ACTIVE and previous is not None:
         previous.status = RewardModelStatus.RETIRED
     session.flush()

@@ -18,7 +18,7 @@ from adgen.api.deps import AdminDep, AllocatorDep, SettingsDep, StateDep
 from adgen.api.schemas import MAX_ID, Id
 from adgen.errors import ModelError
 from adgen.generator import generate_and_store
-from adgen.model.artifacts import database_store
+from adgen.model.artifacts import artifact_store
 from adgen.model.versions import ModelRegistry
 
 router = APIRouter(prefix="/v1/campaigns", tags=["generation"])
@@ -32,7 +32,7 @@ def get_registry(request: Request, settings: SettingsDep, state: StateDep) -> Mo
     with _registry_lock:
         registry: ModelRegistry | None = getattr(request.app.state, "model_registry", None)
         if registry is None:
-            registry = ModelRegistry(settings, database_store(settings, state.sessions))
+            registry = ModelRegistry(settings, artifact_store(settings, state.sessions))
             request.app.state.model_registry = registry
         return registry
 
