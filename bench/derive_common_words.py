@@ -8,7 +8,7 @@ The list is the union of
 - the whole-word lower-case tokens of 4+ letters of the SmolLM2 tokenizer (the bundled
   model's ``tokenizer.json``): its byte-pair vocabulary holds the frequent words of its web
   corpus, e.g. "waterproof", "subscription";
-- the weekdays, months and a few holidays, which English always capitalises.
+- the weekdays, months, a few holidays and nationalities, which English always capitalises.
 
 Deterministic: the same inputs give the same file (one word a line, sorted).
 
@@ -33,11 +33,14 @@ from pathlib import Path
 _WORD = re.compile(r"[A-Za-z]+")
 _TAG = re.compile(r"<[^>]+>")
 _BPE_WORD = re.compile(r"Ġ([a-z]{4,})")
-CALENDAR = (
+CAPITALISED = (
     *("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
     *("january", "february", "march", "april", "may", "june", "july", "august"),
     *("september", "october", "november", "december"),
     *("christmas", "easter", "halloween", "thanksgiving"),
+    *("african", "american", "asian", "british", "canadian", "chinese", "english", "european"),
+    *("french", "german", "indian", "irish", "italian", "japanese", "korean", "mexican"),
+    *("spanish",),
 )
 
 
@@ -66,7 +69,7 @@ def main() -> None:
     parser.add_argument("--min-count", type=int, default=3)
     args = parser.parse_args()
     words = upworthy_words(args.data, args.min_count) | tokenizer_words(args.tokenizer)
-    words |= set(CALENDAR)
+    words |= set(CAPITALISED)
     args.out.write_text("".join(f"{w}\n" for w in sorted(words)), "utf-8")
     print(f"{len(words)} words -> {args.out}")
 
