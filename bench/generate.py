@@ -8,14 +8,15 @@ cleaning or guardrails (``raw_candidates_per_s``); ``ratio_to_raw`` is accepted 
 second over raw candidates per second, i.e. what the guardrails and resampling cost.
 Then ``generate_variants`` asks for 8 variants per run (4 with ``--quick``), seeded.
 
-``--compare-en`` also has each candidate English base model, the bundled SmolLM2-135M and
-Qwen2.5-Coder-0.5B (when installed), write English for the same English briefs (the
-bench's STRIDE and ACME and the demo's): per model the acceptance rate, the share of
-candidates refused as ``invented_name`` and as ``instruction_leak``, the mean predicted
-click rate of the accepted texts by a reward model fitted on the Upworthy archive (TF-IDF
-and hand-made features, no embeddings), the generation seconds per accepted variant and
-the seconds of one DPO step at batch 4 (the second of two, ``bench/train.py``'s synthetic
-pairs). ``chosen_en_default`` picks the model by those figures.
+``--compare-en``, instead of the figures above, has each candidate English base model, the
+bundled SmolLM2-135M and Qwen2.5-Coder-0.5B (when installed), write English for the same
+English briefs (the bench's STRIDE and ACME and the demo's; half as many variants per
+brief, 2 with ``--quick``): per model the acceptance rate, the share of candidates refused
+as ``invented_name`` and as ``instruction_leak``, the mean predicted click rate of the
+accepted texts by a reward model fitted on the Upworthy archive (TF-IDF and hand-made
+features, no embeddings), the generation seconds per accepted variant and the seconds of
+one DPO step at batch 4 (the second of two, on ``bench/train.py``'s synthetic pairs).
+``chosen_en_default`` picks the model by those figures.
 
     python bench/generate.py [--quick] [--seed N] [--locale en|zh|both] [--compare-en]
 """
@@ -36,7 +37,7 @@ from reward_upworthy import DEFAULT_DATA  # bench/reward_upworthy.py, beside thi
 from train import shuffled_pairs  # bench/train.py, beside this script
 
 from adgen.brief import Brief
-from adgen.generator import GenerationResult, LoopConfig, SamplingParams, generate_variants
+from adgen.generator import LoopConfig, SamplingParams, generate_variants
 from adgen.generator.filters import OFF_BRIEF, PROMPT_ECHO
 from adgen.generator.prompts import build_prompt
 from adgen.generator.sampling import sample_raw
@@ -149,15 +150,15 @@ def compare_model(
     the reward of what it accepts, seconds per accepted variant and per DPO step."""
     base = registry.base(name)
     params = SamplingParams.from_settings(registry.settings)
-    results: list[GenerationResult] = []
     start = time.perf_counter()
-    for i, brief in enumerate(english_briefs()):
-        result = generate_variants(
+    results = [
+        generate_variants(
             base.model, base.tokenizer, brief, n, seed=seed + 1000 + i,
             guardrails=registry.guardrails, params=params,
             loop=LoopConfig.from_settings(registry.settings),
         )
-        results.append(result)
+        for i, brief in enumerate(english_briefs())
+    ]
     elapsed = time.perf_counter() - start
     texts = [c.text for r in results for c in r.accepted]
     scores = reward.score(texts)
@@ -173,6 +174,7 @@ def compare_model(
         "acceptance_rate": round(len(texts) / candidates, 4),
         "invented_name_rate": round(rejections[INVENTED_NAME] / candidates, 4),
         "instruction_leak_rate": round(rejections[INSTRUCTION_LEAK] / candidates, 4),
+        "rejections": dict(rejections.most_common()),
         "mean_reward": round(float(scores.mean()), 5) if texts else None,
         "s_per_accepted": round(elapsed / len(texts), 3) if texts else None,
         "dpo_step_s": round(dpo_step_s(registry.settings, name, seed), 3),
@@ -233,7 +235,8 @@ def main() -> None:
     parser.add_argument("--locale", choices=["en", "zh", "both"], default="both")
     parser.add_argument(
         "--compare-en", action="store_true",
-        help="also compare the English base-model candidates (SmolLM2, Qwen) on English briefs",
+        help="instead, compare the English base-model candidates (SmolLM2, Qwen) on English "
+        "briefs (half as many variants per brief)",
     )
     args = parser.parse_args()
     locales = ["en", "zh"] if args.locale == "both" else [args.locale]
@@ -241,8 +244,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         overrides: dict[str, Any] = {"gen_max_attempts": 2} if args.quick else {}
         registry = ModelRegistry(Settings(var_dir=Path(tmp), **overrides))
+        if args.compare_en:
+            compared = compare_en(registry, args.seed, n // 2)
+            emit({"bench": "generate", "seed": args.seed, "quick": args.quick, **compared})
+            return
         results = [bench_locale(registry, loc, args.seed, runs, n, reps) for loc in locales]
-        compared = compare_en(registry, args.seed, n) if args.compare_en else {}
     table(
         f"generation on {registry.device} ({torch.get_num_threads()} threads), "
         f"{runs} run(s) of {n} variants, seed {args.seed}",
@@ -261,8 +267,7 @@ def main() -> None:
     )
     for r in results:
         print(f"{r['locale']} accepted, e.g.: " + " | ".join(r["examples"]))
-    emit({"bench": "generate", "seed": args.seed, "quick": args.quick, "results": results,
-          **compared})
+    emit({"bench": "generate", "seed": args.seed, "quick": args.quick, "results": results})
 
 
 if __name__ == "__main__":

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-
 import pytest
 from _fixtures import STRIDE, WATCH  # bench/_fixtures.py
 
@@ -13,15 +10,12 @@ from adgen.generator.prompts import build_prompt
 from adgen.guardrails import GuardrailConfig, builtin_terms, check, config_from_settings
 from adgen.guardrails.leak import instruction_leaks
 from adgen.guardrails.names import common_words, invented_names, stems
+from adgen.loop import load_briefs
 from adgen.settings import Settings
 
 CONFIG = GuardrailConfig(compliance=builtin_terms())
 EN = STRIDE.model_copy(update={"max_length": 120})
-DEMO_EN = [
-    Brief(**b).model_copy(update={"max_length": 120})
-    for b in json.loads(resources.files("adgen").joinpath("data", "demo_briefs.json").read_text())
-    if b["locale"] == "en"
-]
+DEMO_EN = [b.model_copy(update={"max_length": 120}) for b in load_briefs() if b.locale == "en"]
 STRIDE_AIR, BEANBOX = DEMO_EN
 
 
