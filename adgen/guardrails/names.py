@@ -71,13 +71,15 @@ def _sentence_starts(text: str) -> set[int]:
     return found
 
 
-def _is_name(word: str, sentence_start: bool, known: frozenset[str]) -> bool:
-    """True for a capitalised ``word`` that is neither known (brief or common) nor exempt."""
+def _is_name(word: str, sentence_start: bool, known: tuple[frozenset[str], ...]) -> bool:
+    """True for a capitalised ``word`` that is in none of the ``known`` word sets (the brief's,
+    the common ones) and not exempt."""
     if not word[0].isupper() or any(ch.isdigit() for ch in word):
         return False
     if word.isupper() and len(word) <= _MAX_ACRONYM:
         return False
-    if stems(word) & known:
+    forms = stems(word)
+    if any(forms & words for words in known):
         return False
     return not sentence_start or _CAMEL.search(word) is not None
 
@@ -86,7 +88,7 @@ def invented_names(text: str, brief: Brief) -> list[str]:
     """The capitalised words of ``text`` that look like names the brief never gave."""
     norm = normalize(text)
     starts = _sentence_starts(norm)
-    known = brief_words(brief) | common_words()
+    known = (brief_words(brief), common_words())
     names: list[str] = []
     for match in _WORD.finditer(norm.replace("-", " ")):
         word = match.group(0)
