@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         None, description="Extra forbidden terms (JSON {locale: [terms]}) added to the built-ins."
     )
 
+    guard_invented_names: bool = Field(
+        True,
+        description="Refuse English copy that names a product or brand the brief does not.",
+    )
+
     # --- training ----------------------------------------------------------------------
     trainer: Trainer = Field(
         Trainer.DPO, description="Training loss: dpo (default), kto, grpo or rloo."

@@ -36,3 +36,18 @@ def test_generate_quick() -> None:
         if r["accepted"]:
             # accepted text passed the script guardrail of its locale
             assert r["cjk_share"] >= 0.6 if r["locale"] == "zh" else r["cjk_share"] <= 0.1
+    assert "compare_en" not in out  # only with --compare-en
+
+
+def test_choose_en_default_weighs_quality_against_speed() -> None:
+    from generate import choose_en_default  # bench/generate.py
+
+    small = {"base_model": "small", "acceptance_rate": 0.3, "s_per_accepted": 2.0,
+             "mean_reward": 0.0100, "dpo_step_s": 1.0}
+    big = {"base_model": "big", "acceptance_rate": 0.5, "s_per_accepted": 6.0,
+           "mean_reward": 0.0110, "dpo_step_s": 4.0}
+    assert choose_en_default([small, big])["model"] == "big"  # 10% better, accepts more
+    assert choose_en_default([small, {**big, "mean_reward": 0.0101}])["model"] == "small"
+    assert choose_en_default([small, {**big, "acceptance_rate": 0.2}])["model"] == "small"
+    assert "acceptance 50% vs 30%" in choose_en_default([small, big])["reason"]
+    assert choose_en_default([small])["model"] == "small"

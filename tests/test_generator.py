@@ -35,7 +35,7 @@ from adgen.generator.candidates import attempt_seed
 from adgen.generator.cleaning import clean, fit_sentences
 from adgen.generator.filters import generation_reasons
 from adgen.generator.prompts import build_prompt
-from adgen.guardrails import check
+from adgen.guardrails import GuardrailConfig, builtin_terms, check
 from adgen.guardrails.text import cjk_share
 from adgen.model.loading import BUNDLED_NAME
 from adgen.model.versions import ModelRegistry, ensure_base_version
@@ -45,6 +45,7 @@ EN = STRIDE.model_copy(
     update={"forbidden_words": ["the"]}  # most English sentences use it: rejections are certain
 )
 ZH = WATCH
+CONFIG = GuardrailConfig(compliance=builtin_terms())
 
 
 # --- cleaning, filters, prompts (pure) ---------------------------------------------------
@@ -82,19 +83,16 @@ def test_fit_sentences_keeps_whole_leading_sentences_within_the_limit() -> None:
 
 
 def test_generation_filters() -> None:
-    prompt = build_prompt(EN)
-    assert generation_reasons("No quotes, no labels, no explanations.", EN, prompt) == [
-        "prompt_echo",
-        "off_brief",
-    ]
-    assert generation_reasons("Please provide your next ad request.", EN, prompt) == ["off_brief"]
-    assert generation_reasons("Trailrunner X2 waterproof running shoes", EN, prompt) == [
-        "prompt_echo"
-    ]
-    assert generation_reasons("Lace up for wet trails this weekend", EN, prompt) == []
-    zh_prompt = build_prompt(ZH)
-    assert generation_reasons("并发嘉家将公三杯美华", ZH, zh_prompt) == ["off_brief"]
-    assert generation_reasons("陪你运动的华为手表", ZH, zh_prompt) == []
+    # a copy of our instructions is the guardrail instruction_leak's, not prompt_echo's
+    instructions = "No quotes, no labels, no explanations."
+    assert generation_reasons(instructions, EN) == ["off_brief"]
+    assert check(instructions, EN, [], CONFIG).reasons == ["instruction_leak"]
+    assert generation_reasons("Please provide your next ad request.", EN) == ["off_brief"]
+    assert generation_reasons("Trailrunner X2 waterproof running shoes", EN) == ["prompt_echo"]
+    assert generation_reasons("grips on wet rock", EN) == ["prompt_echo"]
+    assert generation_reasons("Lace up for wet trails this weekend", EN) == []
+    assert generation_reasons("并发嘉家将公三杯美华", ZH) == ["off_brief"]
+    assert generation_reasons("陪你运动的华为手表", ZH) == []
 
 
 def test_prompt_carries_the_brief_and_our_system_prompt() -> None:
@@ -171,13 +169,12 @@ def _assert_stored_honestly(
     assert sorted(v.id for v in active) == sorted(result.variant_ids)
     assert len(active) == len(result.accepted) >= 1
     base_version = ensure_base_version(session, BUNDLED_NAME)
-    prompt = build_prompt(brief) if brief else None
     for v in active:
         others = [o.text for o in active if o.id != v.id]
-        assert brief is not None and prompt is not None
+        assert brief is not None
         report = check(v.text, brief, others, registry.guardrails)
         assert report.passed, (v.text, report.reasons)
-        assert generation_reasons(v.text, brief, prompt) == []
+        assert generation_reasons(v.text, brief) == []
         assert v.guardrail_report["passed"] is True and v.guardrail_report["reasons"] == []
         assert (v.model_version_id, v.source) == (base_version.id, "generated")
     rejected = [v for v in rows if v.status == "rejected"]
@@ -253,7 +250,7 @@ def test_cli_generate(pg_url: str, pg_sessions: sessionmaker[Session], tmp_path:
         "ADGEN_VAR_DIR": str(tmp_path),
         "ADGEN_DEVICE": "cpu",
         "ADGEN_GEN_MAX_NEW_TOKENS": "32",
-        "ADGEN_GEN_MAX_ATTEMPTS": "2",
+        "ADGEN_GEN_MAX_ATTEMPTS": "4",  # seed 3's first two attempts all fail a guardrail
         "COLUMNS": "160",
     }
     cli = [sys.executable, "-m", "adgen.cli.main", "generate"]

@@ -41,7 +41,8 @@ def test_every_reason_code_is_distinct() -> None:
     assert sorted(REASONS) == sorted(set(REASONS))
     assert set(REASONS) == {
         "empty", "too_short", "too_long", "brand_missing", "forbidden_word",
-        "absolute_claim", "wrong_language", "malformed", "near_duplicate",
+        "absolute_claim", "wrong_language", "malformed", "near_duplicate", "invented_name",
+        "instruction_leak",
     }
 
 

@@ -156,7 +156,7 @@ def generate_variants(
                 break
             text = candidate_text(raw, finished, brief)
             report = check(text, brief, seen, guardrails)
-            own = generation_reasons(text, brief, prompt) if text else []
+            own = generation_reasons(text, brief) if text else []
             if own:
                 report = replace(report, passed=False, reasons=[*own, *report.reasons])
             candidate = Candidate(text, report, result.attempts, sub_seed)

@@ -64,6 +64,8 @@ class GuardrailConfig:
     """A ``zh`` text needs at least this share of CJK letters."""
     max_cjk_share_en: float = 0.1
     """An ``en`` text may have at most this share of CJK letters."""
+    invented_names: bool = True
+    """Refuse English texts that name a product, brand or place the brief does not."""
 
     def __post_init__(self) -> None:
         if not 0 < self.diversity_threshold <= 1:

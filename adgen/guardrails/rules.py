@@ -9,6 +9,8 @@ from typing import Any
 from adgen.brief import Brief
 from adgen.guardrails.config import GuardrailConfig
 from adgen.guardrails.diversity import most_similar
+from adgen.guardrails.leak import instruction_leaks
+from adgen.guardrails.names import invented_names
 from adgen.guardrails.text import cjk_share, length_in, matcher, normalize
 
 EMPTY = "empty"
@@ -20,6 +22,8 @@ ABSOLUTE_CLAIM = "absolute_claim"
 WRONG_LANGUAGE = "wrong_language"
 MALFORMED = "malformed"
 NEAR_DUPLICATE = "near_duplicate"
+INVENTED_NAME = "invented_name"
+INSTRUCTION_LEAK = "instruction_leak"
 
 REASONS = (
     EMPTY,
@@ -31,6 +35,8 @@ REASONS = (
     WRONG_LANGUAGE,
     MALFORMED,
     NEAR_DUPLICATE,
+    INVENTED_NAME,
+    INSTRUCTION_LEAK,
 )
 
 
@@ -100,6 +106,22 @@ def _is_control(ch: str) -> bool:
     return ch != " " and (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029")
 
 
+def check_invented_name(text: str, brief: Brief, config: GuardrailConfig) -> Finding | None:
+    """``invented_name``: an English text names something the brief does not (a product,
+    brand or place the model made up), unless ``config.invented_names`` is off."""
+    if not config.invented_names or brief.locale != "en":
+        return None
+    found = invented_names(text, brief)
+    return Finding(INVENTED_NAME, found) if found else None
+
+
+def check_instruction_leak(text: str, brief: Brief, config: GuardrailConfig) -> Finding | None:
+    """``instruction_leak``: the text carries the prompt's or an instruction's words
+    ("60+ characters max", "Headline:", "广告文案")."""
+    found = instruction_leaks(text)
+    return Finding(INSTRUCTION_LEAK, found) if found else None
+
+
 def check_near_duplicate(
     text: str, existing: Sequence[str], config: GuardrailConfig
 ) -> Finding | None:
@@ -120,4 +142,6 @@ TEXT_RULES = (
     check_brand,
     check_forbidden,
     check_compliance,
+    check_instruction_leak,
+    check_invented_name,
 )

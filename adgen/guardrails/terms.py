@@ -53,9 +53,13 @@ def load_extra_terms(path: Path) -> dict[str, list[str]]:
 
 
 def config_from_settings(settings: Settings) -> GuardrailConfig:
-    """The guardrail configuration in force: built-in terms (+ the extension file) and the
-    diversity threshold from settings."""
+    """The guardrail configuration in force: built-in terms (+ the extension file), the
+    diversity threshold and the ``invented_name`` switch from settings."""
     terms = builtin_terms()
     if settings.compliance_terms_file is not None:
         terms = terms.extended(load_extra_terms(settings.compliance_terms_file))
-    return GuardrailConfig(compliance=terms, diversity_threshold=settings.diversity_threshold)
+    return GuardrailConfig(
+        compliance=terms,
+        diversity_threshold=settings.diversity_threshold,
+        invented_names=settings.guard_invented_names,
+    )
