@@ -51,7 +51,7 @@ from adgen.model.versions import ModelRegistry
 from adgen.reward import RewardConfig, RewardModel
 from adgen.settings import Settings
 from adgen.training.config import TrainConfig
-from adgen.training.policy import TrainingModels, trainable_policy
+from adgen.training.policy import trainable_policy
 from adgen.training.preference import train_dpo
 
 BRIEFS = {"en": STRIDE, "zh": WATCH}
@@ -133,11 +133,12 @@ def upworthy_reward_model() -> RewardModel:
     )
 
 
-def dpo_step_s(settings: Settings, name: str, seed: int) -> float:
+def dpo_step_s(registry: ModelRegistry, name: str, seed: int) -> float:
     """Seconds of one DPO step at batch ``DPO_BATCH`` on base ``name`` (the last of
     ``DPO_STEPS``, the first being set-up), on the English synthetic preference pairs."""
+    settings = registry.settings
     config = TrainConfig.from_settings(settings, steps=DPO_STEPS, batch_size=DPO_BATCH)
-    base, tokenizer = TrainingModels(settings).get(name)
+    base, tokenizer = registry.bases.training(name)
     pairs = shuffled_pairs("en", settings.pair_threshold, seed)
     with trainable_policy(base, None, config) as policy:
         return train_dpo(policy, tokenizer, pairs, config).step_s
@@ -148,7 +149,7 @@ def compare_model(
 ) -> dict[str, Any]:
     """One English base model on every English brief: acceptance, the two copy guardrails,
     the reward of what it accepts, seconds per accepted variant and per DPO step."""
-    base = registry.base(name)
+    base = registry.bases.serving(name)
     params = SamplingParams.from_settings(registry.settings)
     start = time.perf_counter()
     results = [
@@ -177,7 +178,7 @@ def compare_model(
         "rejections": dict(rejections.most_common()),
         "mean_reward": round(float(scores.mean()), 5) if texts else None,
         "s_per_accepted": round(elapsed / len(texts), 3) if texts else None,
-        "dpo_step_s": round(dpo_step_s(registry.settings, name, seed), 3),
+        "dpo_step_s": round(dpo_step_s(registry, name, seed), 3),
         "examples": texts[:4],
     }
 

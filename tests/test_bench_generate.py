@@ -16,7 +16,7 @@ def test_generate_quick() -> None:
     env = {**os.environ, "ADGEN_BASE_MODEL_ZH": "smollm2-135m-instruct"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "generate.py"), "--quick", "--seed", "3"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
