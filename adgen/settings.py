@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         default_factory=lambda: list[Literal["en", "zh"]](["en", "zh"]),
         description="Locales whose lineages the scheduled job trains (JSON list in the env).",
     )
+    train_policy: bool = Field(
+        True,
+        description="false = no weight updates: each cycle still fits the reward model and "
+        "lets the serving version write best-of-N variants ranked by it, but trains no "
+        "adapter and makes no new version (the no-retraining arm of bench/closed_loop.py).",
+    )
     train_steps: int = Field(40, ge=1, description="Optimizer steps of a run (max_steps).")
     train_batch_size: int = Field(
         4, ge=2, description="Examples per step; for grpo/rloo, completions per step."
