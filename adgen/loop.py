@@ -83,6 +83,14 @@ def one_round_gate_max(settings: Settings, impressions_per_round: int) -> int:
     return max(1, min(settings.gate_max_impressions, int(0.9 * share * impressions_per_round)))
 
 
+def pin_torch_threads(threads: int | None) -> None:
+    """Let torch use ``threads`` CPU threads (None: leave its default, one per core)."""
+    if threads is not None:
+        import torch  # here, so that importing adgen does not load torch
+
+        torch.set_num_threads(threads)
+
+
 #: Phases of a training cycle: the metric of its run (seconds) each is read from.
 CYCLE_PHASES = {
     "reward_model": "reward_model_s",
@@ -188,6 +196,7 @@ class ClosedLoop:
         from adgen.training.scheduler import TrainingJob
 
         settings = self._settings
+        pin_torch_threads(settings.torch_threads)
         if self.config.decide_in_one_round:
             gate_max = one_round_gate_max(settings, self.config.impressions_per_round)
             settings = settings.model_copy(update={"gate_max_impressions": gate_max})

@@ -258,9 +258,10 @@ def run_arm(
             "ingest_session_timeout_ms": 6000,
             "train_steps": args.train_steps,
             "train_policy": train_policy,
+            "torch_threads": args.torch_threads,
         }
         if args.quick:
-            update["rm_samples"] = 8
+            update |= {"rm_samples": 8, "rollout_best_of": 4}
         settings = Settings().model_copy(update=update)
         config = DemoConfig(
             rounds=args.rounds,
@@ -398,7 +399,15 @@ def parse_args() -> argparse.Namespace:
         help="DPO steps per cycle (default 20, half the trainer's)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="1 round, 1,500 impressions, 8 samples"
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (ADGEN_TORCH_THREADS; 1 on a machine others load)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 round, 1,500 impressions, 2 briefs, 8 samples, best 4 of 4",
     )
     args = parser.parse_args()
     if args.quick:

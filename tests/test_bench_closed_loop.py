@@ -22,6 +22,8 @@ def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
             "--quick",
             "--seed",
             "5",
+            "--torch-threads",
+            "1",
             "--audience",
             str(audience),
         ],
