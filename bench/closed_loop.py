@@ -32,7 +32,8 @@ on the same campaigns), so every gate decision is checked: ``gate_errors`` count
 promotions of truly worse and rollbacks of truly better candidates, and the impressions
 each decision took.
 
-    python bench/closed_loop.py --audience FILE --rounds N --seeds 0,1,2 [--quick]
+    python bench/closed_loop.py --audience FILE --rounds N --seeds 0,1,2 [--torch-threads 1]
+                                [--quick]
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 PRECOMPUTE_BATCH = 16
 
 
-def _rows_seen(rows: int, config: TrainConfig) -> int:
+def rows_seen(rows: int, config: TrainConfig) -> int:
     """How many of ``rows`` (shuffled) ``config.steps`` steps of ``config.batch_size`` use."""
     return min(rows, config.steps * config.batch_size)
 
@@ -96,7 +96,7 @@ def _run_offline(
         # The reference log-probabilities once, before the first step, in batches of
         # PRECOMPUTE_BATCH, on only the rows the steps will see: each step then runs one
         # forward pass instead of two.
-        dataset = dataset.shuffle(seed=config.seed).select(range(_rows_seen(len(dataset), config)))
+        dataset = dataset.shuffle(seed=config.seed).select(range(rows_seen(len(dataset), config)))
         extra = {"precompute_ref_log_probs": True, "precompute_ref_batch_size": PRECOMPUTE_BATCH}
         if config.sft_weight > 0:  # RPO: DPO's loss + weight × NLL(chosen)
             extra |= {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, config.sft_weight]}
