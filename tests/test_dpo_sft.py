@@ -14,7 +14,7 @@ from adgen.training.config import TrainConfig
 from adgen.training.logprobs import completion_logprobs
 from adgen.training.pairs import PreferencePair
 from adgen.training.policy import TrainingModels, trainable_policy
-from adgen.training.preference import rows_seen, train_dpo
+from adgen.training.preference import train_dpo
 
 pytestmark = pytest.mark.slow  # loads the real model and trains
 
@@ -53,9 +53,3 @@ def test_the_nll_term_keeps_the_chosen_texts_likely() -> None:
 def test_a_negative_nll_weight_is_refused() -> None:
     with pytest.raises(ValueError, match="sft_weight"):
         TrainConfig.from_settings(Settings(), sft_weight=-0.5)
-
-
-def test_dpo_precomputes_the_reference_only_for_the_rows_its_steps_use() -> None:
-    config = TrainConfig.from_settings(Settings(), steps=20, batch_size=4)
-    assert rows_seen(500, config) == 80  # 20 steps of 4: the rest would be computed for nothing
-    assert rows_seen(50, config) == 50  # fewer rows than the steps use: every one

@@ -18,14 +18,6 @@ from adgen.vocabulary import Trainer
 
 logger = logging.getLogger(__name__)
 
-#: Rows per forward pass when DPO precomputes the reference log-probabilities.
-PRECOMPUTE_BATCH = 16
-
-
-def rows_seen(rows: int, config: TrainConfig) -> int:
-    """How many of ``rows`` (shuffled) ``config.steps`` steps of ``config.batch_size`` use."""
-    return min(rows, config.steps * config.batch_size)
-
 
 def train_dpo(
     model: Any,
@@ -92,20 +84,15 @@ def _run_offline(
     dataset = Dataset.from_list(list(rows))
 
     extra: dict[str, Any] = {}
-    if trainer is Trainer.DPO:
-        # The reference log-probabilities once, before the first step, in batches of
-        # PRECOMPUTE_BATCH, on only the rows the steps will see: each step then runs one
-        # forward pass instead of two.
-        dataset = dataset.shuffle(seed=config.seed).select(range(rows_seen(len(dataset), config)))
-        extra = {"precompute_ref_log_probs": True, "precompute_ref_batch_size": PRECOMPUTE_BATCH}
-        if config.sft_weight > 0:  # RPO: DPO's loss + weight × NLL(chosen)
-            extra |= {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, config.sft_weight]}
+    if trainer is Trainer.DPO and config.sft_weight > 0:  # RPO: DPO's loss + weight × NLL(chosen)
+        extra = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, config.sft_weight]}
 
     def build(output_dir: str, callbacks: list[Any]) -> Any:
         args = args_cls(
             **common_args(config, output_dir, use_cpu=use_cpu, progress=progress),
             beta=config.beta,
             max_length=config.max_length,
+            precompute_ref_log_probs=False,
             **extra,
         )
         return trainer_cls(
