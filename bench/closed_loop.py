@@ -108,11 +108,11 @@ def sample(
     pass the guardrails."""
     loaded = loop.registry.load(version)
     params = SamplingParams.from_settings(loop.settings)
+    guard = loop.registry.guardrails
     accepted = []
     with loaded.activated() as model:
         for i, brief in enumerate(briefs):
             texts = sample_texts(model, loaded.tokenizer, brief, n, seed + i, params)
-            guard = loop.registry.guardrails
             accepted.append([t for t in texts if t and check(t, brief, [], guard).passed])
     return Samples(accepted, n)
 
