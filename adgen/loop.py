@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -36,9 +36,14 @@ from adgen.settings import Settings
 from adgen.simulation import TrafficResult, TrafficSimulator
 from adgen.vocabulary import VariantStatus
 
+if TYPE_CHECKING:
+    from adgen.training.scheduler import JobReport
+
 logger = logging.getLogger(__name__)
 
 DEMO_BRIEFS = Path(__file__).parent / "data" / "demo_briefs.json"
+#: Eight English briefs (varied products, brands, audiences): the closed-loop benchmark's.
+BRIEFS_EN = Path(__file__).parent / "data" / "briefs_en.json"
 
 
 def load_briefs(path: Path = DEMO_BRIEFS) -> list[Brief]:
@@ -50,10 +55,12 @@ def load_briefs(path: Path = DEMO_BRIEFS) -> list[Brief]:
 class DemoConfig:
     """How much the loop does per round.
 
-    A candidate is decided within the round after the one that made it: the loop lowers
-    ``gate_max_impressions`` to what one round surely gives it (``one_round_gate_max``),
-    so the gate decides by posterior means when one round's evidence leaves it unsure (a
-    candidate still before the gate would hold back the next training cycle).
+    With ``decide_in_one_round`` (the demo's choice) a candidate is decided within the
+    round after the one that made it: the loop lowers ``gate_max_impressions`` to what one
+    round surely gives it (``one_round_gate_max``), so the gate decides by posterior means
+    when one round's evidence leaves it unsure (a candidate still before the gate holds
+    back the next training cycle). Without it the gate keeps the production settings, and
+    an undecided candidate keeps serving its share until it is decided.
     """
 
     rounds: int = 5
@@ -61,6 +68,7 @@ class DemoConfig:
     batch_size: int = 1_000
     variants_per_campaign: int = 12
     seed: int = 0
+    decide_in_one_round: bool = True
 
     def __post_init__(self) -> None:
         for name in ("rounds", "impressions_per_round", "batch_size", "variants_per_campaign"):
@@ -74,6 +82,38 @@ def one_round_gate_max(settings: Settings, impressions_per_round: int) -> int:
     configured ``gate_max_impressions``."""
     share = settings.candidate_traffic_floor or settings.candidate_traffic_cap / 2
     return max(1, min(settings.gate_max_impressions, int(0.9 * share * impressions_per_round)))
+
+
+def pin_torch_threads(threads: int | None) -> None:
+    """Let torch use ``threads`` CPU threads (None: leave its default, one per core)."""
+    if threads is not None:
+        import torch  # here, so that importing adgen does not load torch
+
+        torch.set_num_threads(threads)
+
+
+#: Phases of a training cycle: the metric of its run (seconds) each is read from.
+CYCLE_PHASES = {
+    "reward_model": "reward_model_s",
+    "model_load": "load_s",
+    "rm_sampling": "sample_s",
+    "dpo": "train_seconds",
+    "rollout": "rollout_s",
+}
+
+
+def round_phases(traffic: TrafficResult, job: JobReport) -> dict[str, float]:
+    """Wall seconds of one round by phase: traffic (allocation, simulation, producing),
+    ingest (flush and the wait for the database), the gate, and each cycle's phases
+    (``CYCLE_PHASES``; ``training_other`` is the rest of the cycles: data, held-out
+    margins, saving)."""
+    phases = {"traffic": traffic.send_s, "ingest": traffic.ingest_s}
+    cycles = sum(c.duration_s for c in job.cycles)
+    phases["gate"] = max(0.0, job.seconds - cycles)
+    for phase, metric in CYCLE_PHASES.items():
+        phases[phase] = sum(float(c.metrics.get(metric, 0.0)) for c in job.cycles)
+    phases["training_other"] = max(0.0, cycles - sum(phases[p] for p in CYCLE_PHASES))
+    return {k: round(v, 2) for k, v in phases.items()}
 
 
 @dataclass
@@ -97,6 +137,8 @@ class RoundReport:
     failed_cycles: int = 0
     failures: list[str] = field(default_factory=list)
     """One line per failed cycle or gate step: what failed and why."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds by phase (``round_phases``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-able figures."""
@@ -155,8 +197,10 @@ class ClosedLoop:
         from adgen.training.scheduler import TrainingJob
 
         settings = self._settings
-        gate_max = one_round_gate_max(settings, self.config.impressions_per_round)
-        settings = settings.model_copy(update={"gate_max_impressions": gate_max})
+        pin_torch_threads(settings.torch_threads)
+        if self.config.decide_in_one_round:
+            gate_max = one_round_gate_max(settings, self.config.impressions_per_round)
+            settings = settings.model_copy(update={"gate_max_impressions": gate_max})
         if settings.kafka_bootstrap is None:
             self._broker = EmbeddedBroker().start()
             settings = settings.model_copy(update={"kafka_bootstrap": self._broker.bootstrap})
@@ -260,6 +304,7 @@ class ClosedLoop:
             cycles=len(report.cycles) + report.failed_cycles,
             failed_cycles=report.failed_cycles,
             failures=list(report.errors),
+            seconds=round_phases(traffic, report),
         )
         self.rounds.append(result)
         return result

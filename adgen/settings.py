@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         2.0, ge=1, description="Candidates sampled per attempt for each variant still missing."
     )
     gen_max_batch: int = Field(32, ge=1, description="Most candidates sampled in one batch.")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads torch uses in the closed loop (adgen demo, "
+        "bench/closed_loop.py); unset = torch's default, one per core. On cores other work "
+        "shares, 1 avoids threads waiting on each other: 16 samples took 44 s on 1 thread "
+        "against 358 s on 2 on a loaded 2-core machine.",
+    )
     gen_seed: int = 0
     diversity_threshold: float = Field(0.8, gt=0, le=1, description="Max similarity allowed.")
     compliance_terms_file: Path | None = Field(
@@ -143,6 +151,12 @@ class Settings(BaseSettings):
     train_locales: list[Literal["en", "zh"]] = Field(
         default_factory=lambda: list[Literal["en", "zh"]](["en", "zh"]),
         description="Locales whose lineages the scheduled job trains (JSON list in the env).",
+    )
+    train_policy: bool = Field(
+        True,
+        description="false = no weight updates: each cycle still fits the reward model and "
+        "lets the serving version write best-of-N variants ranked by it, but trains no "
+        "adapter and makes no new version (the no-retraining arm of bench/closed_loop.py).",
     )
     train_steps: int = Field(40, ge=1, description="Optimizer steps of a run (max_steps).")
     train_batch_size: int = Field(

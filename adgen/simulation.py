@@ -33,6 +33,10 @@ class TrafficResult:
     expected_clicks: float = 0.0
     best_expected_clicks: float = 0.0
     served: dict[int, list[int]] = field(default_factory=dict)  # variant → [impr, clicks]
+    send_s: float = 0.0
+    """Seconds allocating, simulating and producing the events (and refreshing posteriors)."""
+    ingest_s: float = 0.0
+    """Seconds flushing the producer and waiting for the database to hold every event."""
 
     @property
     def ctr(self) -> float:
@@ -95,11 +99,16 @@ class TrafficSimulator:
         left = impressions
         while left > 0:
             n = min(batch_size, left)
+            began = time.perf_counter()
             self._batch(campaign_ids, n, conversion_campaigns, result)
             left -= n
+            sent = time.perf_counter()
             self._producer.flush(timeout_s=60)
             self.wait_ingested()
+            ingested = time.perf_counter()
             self._allocator.refresh()
+            result.send_s += sent - began + time.perf_counter() - ingested
+            result.ingest_s += ingested - sent
             if progress is not None:
                 progress(n)
         return result

@@ -1,91 +1,385 @@
-"""Lift of the closed loop: does retraining make the generator's texts truly better?
+"""Lift of the closed loop: does retraining make what the loop serves truly better?
 
-Runs the real loop (``adgen.loop.ClosedLoop``: SQLite, the embedded broker, the bundled
-model, simulated traffic through Kafka, the trainer's scheduled job each round) on the
-English demo briefs, then measures each round's model version on the same evaluation
-briefs: ``--samples`` texts per brief (default 48), kept when they pass the guardrails,
-scored by the audience's hidden true CTR. Beside it, in the same run and with the same
-seeds:
+For each seed (``--seeds 0,1,2``) two arms run the real loop (``adgen.loop.ClosedLoop``:
+SQLite, the embedded broker, the bundled model, simulated traffic through Kafka, the
+trainer's scheduled job each round) on the same traffic seeds and the same training briefs
+(the first ``--train-briefs`` of ``adgen/data/briefs_en.json``):
 
-- no retraining: the base model keeps generating (fresh samples, same seeds per round);
-- reward model only: the base model's samples, the best share of them kept by the loop's
-  final reward model (the share a rollout keeps: ``rollout_variants`` of
-  ``rollout_best_of``), no weight updates.
+- with training: the production loop (reward model, DPO, rollout, the gate with its
+  production settings: an undecided candidate keeps serving its capped share);
+- no retraining: the same loop with ``train_policy`` off (``ADGEN_TRAIN_POLICY=false``):
+  each cycle still fits the reward model and lets the base version write best-of-N
+  variants ranked by it, but no DPO update and no new version.
 
-The final version is the one the lineage serves after the last round (rolled-back
-candidates are gone by then). It is measured both ways: its plain samples
-(``policy_lift``: what the weight updates did) and the same samples with the reward-model
-selection a rollout applies (``lift``: how a version writes the variants it serves). The
-weight updates pay off when ``lift`` exceeds ``rm_only_lift``: same selection, better
-generator.
+Each arm's realized CTR of the served traffic per round is the business figure. Then each
+version is measured on the evaluation briefs: ``--samples`` texts per brief, the share that
+passes the guardrails (acceptance) and the mean hidden true CTR of those, plain or with the
+reward-model selection a rollout applies (``rollout_variants`` of ``rollout_best_of``). Lifts
+are over the base model's plain samples of the same seed:
 
-    python bench/closed_loop.py --audience FILE --rounds N --seed S [--quick]
+- ``lift``: the final version of the training arm as it serves (its reward model's best);
+- ``policy_lift``: the same version's plain samples (what the weight updates did);
+- ``served_lift``: ``lift`` counting rejected samples as zero (acceptance × CTR);
+- ``no_retrain_lift``: the base model as the no-retraining arm serves at the end (its own
+  reward model's best);
+- ``rm_only_lift``: the base model's samples, best by the training arm's reward model;
+- ``unseen_brief_lift``: ``lift`` on the ``--heldout`` last briefs, never trained on;
+- ``realized_lift``: realized CTR over all rounds, training arm over no-retraining arm.
+
+Every lift comes as the mean over seeds and a 95% t-interval (``*_ci``). The simulator
+knows each candidate's true CTR (the mean over its served variants, against the incumbent's
+on the same campaigns), so every gate decision is checked: ``gate_errors`` counts
+promotions of truly worse and rollbacks of truly better candidates, and the impressions
+each decision took.
+
+    python bench/closed_loop.py --audience FILE --rounds N --seeds 0,1,2 [--torch-threads 1]
+                                [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from _report import emit, table  # bench/_report.py, beside this script
+from scipy import stats as sps
 from sqlalchemy import select
 
 from adgen.audience import Audience, load_audience
 from adgen.brief import Brief
-from adgen.db.models import ModelVersion
+from adgen.db.models import ArmStats, GateDecision, ModelVersion, Variant
 from adgen.generator import SamplingParams, sample_texts
 from adgen.guardrails import check
-from adgen.loop import ClosedLoop, DemoConfig, load_briefs
+from adgen.loop import BRIEFS_EN, ClosedLoop, DemoConfig, load_briefs
 from adgen.model.versions import active_version
 from adgen.reward.model import RewardModel
 from adgen.reward.training import load_active
 from adgen.settings import Settings
 
+LIFTS = (
+    "lift",
+    "policy_lift",
+    "served_lift",
+    "no_retrain_lift",
+    "rm_only_lift",
+    "unseen_brief_lift",
+    "realized_lift",
+)
 
-def sample(loop: ClosedLoop, version: ModelVersion, brief: Brief, n: int, seed: int) -> list[str]:
-    """``n`` texts of ``version`` for ``brief`` that pass the guardrails."""
+
+@dataclass
+class Samples:
+    """A version's samples per brief: the texts that passed the guardrails, of ``n`` each."""
+
+    accepted: list[list[str]]
+    n: int
+
+    @property
+    def acceptance(self) -> float:
+        """Share of the sampled texts that passed the guardrails."""
+        return sum(map(len, self.accepted)) / (self.n * len(self.accepted))
+
+
+@dataclass
+class Arm:
+    """One arm of one seed: realized CTR per round, the measured versions, phase seconds."""
+
+    realized_ctr: list[float]
+    measured: dict[str, float]
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    undecided: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def sample(
+    loop: ClosedLoop, version: ModelVersion, briefs: Sequence[Brief], n: int, seed: int
+) -> Samples:
+    """``n`` texts of ``version`` per brief (seed ``seed + i`` for brief i), kept when they
+    pass the guardrails."""
     loaded = loop.registry.load(version)
     params = SamplingParams.from_settings(loop.settings)
+    guard = loop.registry.guardrails
+    accepted = []
     with loaded.activated() as model:
-        texts = sample_texts(model, loaded.tokenizer, brief, n, seed, params)
-    return [t for t in texts if t and check(t, brief, [], loop.registry.guardrails).passed]
+        for i, brief in enumerate(briefs):
+            texts = sample_texts(model, loaded.tokenizer, brief, n, seed + i, params)
+            accepted.append([t for t in texts if t and check(t, brief, [], guard).passed])
+    return Samples(accepted, n)
 
 
-def true_ctr(audience: Audience, texts: list[str], brief: Brief) -> float:
-    """Mean hidden CTR of ``texts`` (NaN when there are none)."""
-    if not texts:
-        return math.nan
-    return float(np.mean([audience.true_ctr(t, brief.brand, brief.locale) for t in texts]))
-
-
-def evaluate(
-    loop: ClosedLoop,
-    version: ModelVersion,
-    briefs: list[Brief],
-    n: int,
-    seed: int,
+def true_ctr(
+    audience: Audience,
+    samples: Samples,
+    briefs: Sequence[Brief],
+    settings: Settings,
     reward_model: RewardModel | None = None,
 ) -> float:
-    """Mean true CTR of a version's texts over the evaluation briefs: its accepted samples
-    among ``n``, or with ``reward_model`` the best-scored share of them that a rollout keeps
-    (``rollout_variants`` of ``rollout_best_of``: how a version writes what it serves)."""
-    settings = loop.settings
+    """Mean over briefs of the true CTR of the accepted samples, or with ``reward_model`` of
+    the best-scored share of them a rollout keeps (``rollout_variants`` of
+    ``rollout_best_of``). NaN when no brief has an accepted sample."""
     values = []
-    for i, brief in enumerate(briefs):
-        texts = sample(loop, version, brief, n, seed + i)
+    for texts, brief in zip(samples.accepted, briefs, strict=True):
         if reward_model is not None and texts:
             keep = max(1, len(texts) * settings.rollout_variants // settings.rollout_best_of)
             texts = [texts[j] for j in reward_model.rank(texts, brief)[:keep]]
-        values.append(true_ctr(loop.audience, texts, brief))
-    return float(np.nanmean(values))
+        if texts:
+            values.append(mean_of([audience.true_ctr(t, brief.brand, brief.locale) for t in texts]))
+    return mean_of(values)
 
 
-def main() -> None:
+def served_ctrs(loop: ClosedLoop, version_id: int) -> dict[int, list[float]]:
+    """campaign -> the true CTR of each of ``version_id``'s variants that was served there."""
+    with loop.sessions() as s:
+        rows = s.execute(
+            select(Variant.text, Variant.campaign_id)
+            .join(ArmStats, ArmStats.variant_id == Variant.id)
+            .where(Variant.model_version_id == version_id, ArmStats.impressions > 0)
+        ).all()
+    briefs = dict(zip(loop.campaign_ids, loop.briefs, strict=True))
+    out: dict[int, list[float]] = defaultdict(list)
+    for text, cid in rows:
+        out[cid].append(loop.audience.true_ctr(text, briefs[cid].brand, briefs[cid].locale))
+    return out
+
+
+def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
+    """Each gate decision beside the truth (mean true CTR of the candidate's served variants
+    and of the incumbent's on the same campaigns), and the candidates left undecided."""
+    with loop.sessions() as s:
+        rows = s.scalars(
+            select(GateDecision)
+            .where(GateDecision.decision.in_(["promote", "rollback"]))
+            .order_by(GateDecision.id)
+        ).all()
+        waiting = s.scalars(select(ModelVersion).where(ModelVersion.status == "candidate"))
+        undecided = len(waiting.all())
+    out = []
+    for r in rows:
+        cand = served_ctrs(loop, r.candidate_version_id)
+        inc = served_ctrs(loop, r.incumbent_version_id) if r.incumbent_version_id else {}
+        cand_ctr = mean_of([x for xs in cand.values() for x in xs])
+        inc_ctr = mean_of([x for c in cand for x in inc.get(c, [])])
+        wrong = (r.decision == "promote" and cand_ctr < inc_ctr) or (
+            r.decision == "rollback" and cand_ctr > inc_ctr
+        )
+        out.append(
+            {
+                "candidate": r.candidate_version_id,
+                "decision": r.decision,
+                "impressions": r.candidate_impressions,
+                "candidate_true_ctr": cand_ctr,
+                "incumbent_true_ctr": inc_ctr,
+                "wrong": bool(wrong),
+            }
+        )
+    return out, undecided
+
+
+def mean_of(values: Sequence[float]) -> float:
+    """The mean, NaN for no values."""
+    return float(np.mean(values)) if values else math.nan
+
+
+def measure(
+    loop: ClosedLoop,
+    briefs: Sequence[Brief],
+    heldout: Sequence[Brief],
+    args: argparse.Namespace,
+    seed: int,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """True CTR and acceptance of the base, each round's version and the final version on
+    the training briefs, and the final version against the base on the held-out briefs."""
+    settings, audience = loop.settings, loop.audience
+    with loop.sessions() as s:
+        versions = {v.id: v for v in s.scalars(select(ModelVersion).order_by(ModelVersion.id))}
+        base = next(v for v in versions.values() if v.parent_id is None)
+        final_id = active_version(s, base.base_model).id
+        reward_model = load_active(s, settings)
+    made = [c for r in loop.rounds for c in r.candidates]
+    cache: dict[int, Samples] = {}
+    for vid in dict.fromkeys([base.id, *made, final_id]):
+        cache[vid] = sample(loop, versions[vid], briefs, args.samples, seed)
+    rows = [
+        {
+            "version": vid,
+            "acceptance": got.acceptance,
+            "true_ctr": true_ctr(audience, got, briefs, settings),
+            "served_true_ctr": true_ctr(audience, got, briefs, settings, reward_model),
+        }
+        for vid, got in cache.items()
+    ]
+    final, first = cache[final_id], cache[base.id]
+    unseen_base = sample(loop, base, heldout, args.samples, seed + 100)
+    unseen_final = (
+        unseen_base
+        if final_id == base.id
+        else sample(loop, versions[final_id], heldout, args.samples, seed + 100)
+    )
+    measured = {
+        "base_true_ctr": true_ctr(audience, first, briefs, settings),
+        "base_acceptance": first.acceptance,
+        "final_true_ctr": true_ctr(audience, final, briefs, settings),
+        "final_served_true_ctr": true_ctr(audience, final, briefs, settings, reward_model),
+        "final_acceptance": final.acceptance,
+        "rm_only_true_ctr": true_ctr(audience, first, briefs, settings, reward_model),
+        "unseen_base_true_ctr": true_ctr(audience, unseen_base, heldout, settings),
+        "unseen_final_true_ctr": true_ctr(audience, unseen_final, heldout, settings, reward_model),
+    }
+    for row in rows:
+        row["final"] = row["version"] == final_id
+    return measured, rows
+
+
+def run_arm(
+    args: argparse.Namespace,
+    audience: Audience,
+    briefs: Sequence[Brief],
+    heldout: Sequence[Brief],
+    seed: int,
+    train_policy: bool,
+) -> Arm:
+    """One arm of one seed: the loop's rounds, then the measurements."""
+    with tempfile.TemporaryDirectory(prefix="adgen-closed-loop-") as tmp:
+        update: dict[str, Any] = {
+            "var_dir": Path(tmp),
+            "database_url": None,
+            "kafka_bootstrap": None,
+            "train_locales": ["en"],
+            "gen_seed": seed,
+            "ingest_session_timeout_ms": 6000,
+            "train_steps": args.train_steps,
+            "train_policy": train_policy,
+            "torch_threads": args.torch_threads,
+        }
+        if args.quick:
+            update |= {"rm_samples": 8, "rollout_best_of": 4}
+        settings = Settings().model_copy(update=update)
+        config = DemoConfig(
+            rounds=args.rounds,
+            impressions_per_round=args.impressions,
+            seed=seed,
+            decide_in_one_round=False,
+        )
+        seconds: dict[str, float] = defaultdict(float)
+        with ClosedLoop(settings, audience, config, briefs) as loop:
+            began = time.perf_counter()
+            loop.setup()
+            seconds["setup"] = time.perf_counter() - began
+            for r in range(1, args.rounds + 1):
+                report = loop.run_round(r)
+                for phase, s in report.seconds.items():
+                    seconds[phase] += s
+                arm = "training" if train_policy else "no retraining"
+                said = "; ".join(report.training) or "no cycle"
+                print(f"seed {seed}, {arm}, round {r}: {said}", flush=True)
+            began = time.perf_counter()
+            measured, versions = measure(loop, briefs, heldout, args, seed)
+            decisions, undecided = gate_record(loop)
+            seconds["evaluation"] = time.perf_counter() - began
+            realized = [r.served_ctr for r in loop.rounds]
+    return Arm(realized, measured, versions, decisions, undecided, dict(seconds))
+
+
+def lifts(trained: Arm, fixed: Arm) -> dict[str, float]:
+    """One seed's lifts (see the module docstring); NaN where a figure is missing."""
+    m, base = trained.measured, trained.measured["base_true_ctr"]
+
+    def over(x: float, ref: float) -> float:
+        return x / ref - 1 if ref > 0 else math.nan
+
+    return {
+        "lift": over(m["final_served_true_ctr"], base),
+        "policy_lift": over(m["final_true_ctr"], base),
+        "served_lift": over(
+            m["final_served_true_ctr"] * m["final_acceptance"], base * m["base_acceptance"]
+        ),
+        "no_retrain_lift": over(fixed.measured["final_served_true_ctr"], base),
+        "rm_only_lift": over(m["rm_only_true_ctr"], base),
+        "unseen_brief_lift": over(m["unseen_final_true_ctr"], m["unseen_base_true_ctr"]),
+        "realized_lift": over(
+            float(np.mean(trained.realized_ctr)), float(np.mean(fixed.realized_ctr))
+        ),
+    }
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
+    """Mean and 95% t-interval over seeds (no interval from one seed); NaNs left out."""
+    xs = [v for v in values if not math.isnan(v)]
+    if not xs:
+        return None, None
+    mean = statistics.fmean(xs)
+    if len(xs) < 2:
+        return mean, None
+    half = float(sps.t.ppf(0.975, len(xs) - 1)) * statistics.stdev(xs) / math.sqrt(len(xs))
+    return mean, [mean - half, mean + half]
+
+
+def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
+    """The JSON figures over all seeds."""
+    per_seed = [lifts(t, f) for t, f in arms]
+    out: dict[str, Any] = {"seeds": seeds}
+    for key in LIFTS:
+        out[key], out[f"{key}_ci"] = mean_ci([p[key] for p in per_seed])
+    out["realized_ctr_by_round"] = {
+        "training": np.mean([t.realized_ctr for t, _ in arms], axis=0).tolist(),
+        "no_retraining": np.mean([f.realized_ctr for _, f in arms], axis=0).tolist(),
+    }
+    out["acceptance_by_version"] = [
+        {"seed": s, **v} for s, (t, _) in zip(seeds, arms, strict=True) for v in t.versions
+    ]
+    decisions = [d for t, _ in arms for d in t.decisions]
+    spent = [d["impressions"] for d in decisions]
+    out["gate_errors"] = {
+        "decisions": len(decisions),
+        "wrong_promotions": sum(d["wrong"] and d["decision"] == "promote" for d in decisions),
+        "wrong_rollbacks": sum(d["wrong"] and d["decision"] == "rollback" for d in decisions),
+        "undecided": sum(t.undecided for t, _ in arms),
+        "mean_impressions_to_decide": statistics.fmean(spent) if spent else None,
+        "impressions_to_decide": spent,
+    }
+    phases: dict[str, float] = defaultdict(float)
+    for arm in (a for pair in arms for a in pair):
+        for phase, s in arm.seconds.items():
+            phases[phase] += s
+    out["seconds_by_phase"] = {k: round(v, 1) for k, v in phases.items()}
+    out["per_seed"] = [
+        {
+            "seed": s,
+            **p,
+            **{f"training_{k}": v for k, v in t.measured.items()},
+            "no_retrain_served_true_ctr": f.measured["final_served_true_ctr"],
+            "realized_ctr_training": t.realized_ctr,
+            "realized_ctr_no_retraining": f.realized_ctr,
+            "gate": t.decisions,
+        }
+        for s, p, (t, f) in zip(seeds, per_seed, arms, strict=True)
+    ]
+    return out
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN float, however nested, replaced by None (valid JSON)."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line (``--quick``: 1 round, little traffic, 2 training briefs, 8 samples)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -93,168 +387,104 @@ def main() -> None:
         "--audience", type=Path, default=None, help="audience JSON (default: shipped)"
     )
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--seed", type=int, default=None, help="one seed (overrides --seeds)")
     parser.add_argument("--impressions", type=int, default=100_000, help="per round")
     parser.add_argument("--samples", type=int, default=48, help="evaluation samples per brief")
+    parser.add_argument("--train-briefs", type=int, default=6, help="briefs the loop runs on")
+    parser.add_argument("--heldout", type=int, default=2, help="last briefs, never trained on")
     parser.add_argument(
         "--train-steps",
         type=int,
         default=None,
-        help="DPO steps per cycle (default 20, half the trainer's: five rounds in an hour on "
-        "2 CPU cores)",
+        help="DPO steps per cycle (default 20, half the trainer's)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (ADGEN_TORCH_THREADS; 1 on a machine others load)",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="1 round, little traffic, 8 samples (8 ranked per campaign)",
+        help="1 round, 1,500 impressions, 2 briefs, 8 samples, best 4 of 4",
     )
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.impressions, args.samples = 1, 1_500, 8
+        args.rounds, args.impressions, args.samples, args.train_briefs = 1, 1_500, 8, 2
     args.train_steps = args.train_steps or (2 if args.quick else 20)
+    args.seeds = [args.seed] if args.seed is not None else [int(s) for s in args.seeds.split(",")]
+    return args
 
-    audience = load_audience(args.audience)
-    briefs = [b for b in load_briefs() if b.locale == "en"]
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="adgen-closed-loop-") as tmp:
-        update: dict[str, Any] = {
-            "var_dir": Path(tmp),
-            "database_url": None,
-            "kafka_bootstrap": None,
-            "train_locales": ["en"],
-            "gen_seed": args.seed,
-            "ingest_session_timeout_ms": 6000,
-            "train_steps": args.train_steps,
-        }
-        if args.quick:
-            update["rm_samples"] = 8
-        settings = Settings().model_copy(update=update)
-        config = DemoConfig(
-            rounds=args.rounds, impressions_per_round=args.impressions, seed=args.seed
-        )
-        with ClosedLoop(settings, audience, config, briefs) as loop:
-            loop.setup()
-            for r in range(1, args.rounds + 1):
-                loop.run_round(r)
-                print(
-                    f"round {r}: " + ("; ".join(loop.rounds[-1].training) or "no training"),
-                    flush=True,
-                )
-            with loop.sessions() as s:
-                versions = {
-                    v.id: v for v in s.scalars(select(ModelVersion).order_by(ModelVersion.id))
-                }
-            base = next(v for v in versions.values() if v.parent_id is None)
-            base_ctr = evaluate(loop, base, briefs, args.samples, args.seed)
-            with loop.sessions() as s:  # the version the lineage serves after the last round
-                final_id = active_version(s, base.base_model).id
-            per_round, final_ctr = [], base_ctr
-            for report in loop.rounds:
-                vid = report.candidates[0] if report.candidates else report.serving["en"]
-                ctr = (
-                    base_ctr
-                    if vid == base.id
-                    else evaluate(loop, versions[vid], briefs, args.samples, args.seed)
-                )
-                if vid == final_id:
-                    final_ctr = ctr
-                per_round.append(
-                    {
-                        "round": report.round,
-                        "version": vid,
-                        "mean_true_ctr": ctr,
-                        "served_ctr": report.served_ctr,
-                        "promoted": report.promoted,
-                        "rolled_back": report.rolled_back,
-                    }
-                )
-            if final_id not in {p["version"] for p in per_round}:
-                final_ctr = evaluate(loop, versions[final_id], briefs, args.samples, args.seed)
-            no_retrain = evaluate(loop, base, briefs, args.samples, args.seed + 1000)
-            with loop.sessions() as s:
-                reward_model = load_active(s, loop.settings)
-            if reward_model is None:
-                final_served = rm_ctr = math.nan
-            else:
-                final_served = evaluate(
-                    loop, versions[final_id], briefs, args.samples, args.seed, reward_model
-                )
-                rm_ctr = evaluate(loop, base, briefs, args.samples, args.seed, reward_model)
-            keep = f"{settings.rollout_variants} of {settings.rollout_best_of}"
 
-    def lift(x: float) -> float | None:
-        return x / base_ctr - 1 if base_ctr > 0 and not math.isnan(x) else None
-
+def report(
+    args: argparse.Namespace, audience: Audience, out: dict[str, Any], seconds: float
+) -> None:
+    """The readable tables, then the JSON line."""
     print(
-        f"audience {audience.name}; {args.rounds} rounds of {args.impressions:,} impressions; "
-        f"{args.samples} samples per brief on {len(briefs)} briefs; "
-        f"{time.perf_counter() - started:.0f} s"
+        f"audience {audience.name}; seeds {out['seeds']}; {args.rounds} rounds of "
+        f"{args.impressions:,} impressions; {args.train_briefs} training and {args.heldout} "
+        f"held-out briefs; {args.samples} samples per brief; {seconds:.0f} s"
     )
     table(
-        "true CTR of each round's version (its generated texts)",
+        "lifts over the base model's samples (mean over seeds, 95% interval)",
+        ["figure", "mean", "low", "high"],
+        [(k, out[k], *(out[f"{k}_ci"] or [None, None])) for k in LIFTS],
+    )
+    realized = out["realized_ctr_by_round"]
+    table(
+        "realized CTR of the served traffic per round (mean over seeds)",
+        ["round", "with training", "no retraining"],
         [
-            "round",
-            "version",
-            "mean true CTR",
-            "lift vs base",
-            "served CTR",
-            "promoted",
-            "rolled back",
-        ],
-        [
-            (
-                p["round"],
-                f"v{p['version']}",
-                p["mean_true_ctr"],
-                lift(p["mean_true_ctr"]),
-                p["served_ctr"],
-                ",".join(map(str, p["promoted"])) or None,
-                ",".join(map(str, p["rolled_back"])) or None,
+            (i + 1, a, b)
+            for i, (a, b) in enumerate(
+                zip(realized["training"], realized["no_retraining"], strict=True)
             )
-            for p in per_round
         ],
     )
     table(
-        "final version against the references (mean true CTR of the texts each writes)",
-        ["generator", "mean true CTR", "lift vs base"],
+        "each version on the training briefs",
+        ["seed", "version", "acceptance", "true CTR", "as served (RM best)"],
         [
-            ("base model, its samples (round 0)", base_ctr, 0.0),
-            ("no retraining: base model, fresh samples", no_retrain, lift(no_retrain)),
-            (
-                f"reward model only: base model, best {keep} by the reward model",
-                rm_ctr,
-                lift(rm_ctr),
-            ),
-            (f"final version v{final_id}, its samples", final_ctr, lift(final_ctr)),
-            (
-                f"final version v{final_id}, best {keep} (as it serves)",
-                final_served,
-                lift(final_served),
-            ),
+            (v["seed"], f"v{v['version']}", v["acceptance"], v["true_ctr"], v["served_true_ctr"])
+            for v in out["acceptance_by_version"]
         ],
     )
     emit(
-        {
-            "bench": "closed_loop",
-            "audience": audience.name,
-            "rounds": args.rounds,
-            "seed": args.seed,
-            "base_true_ctr": base_ctr,
-            "final_version": final_id,
-            "final_true_ctr": final_ctr,
-            "final_served_true_ctr": None if math.isnan(final_served) else final_served,
-            "lift": lift(final_served),
-            "policy_lift": lift(final_ctr),
-            "no_retrain_lift": lift(no_retrain),
-            "rm_only_lift": lift(rm_ctr),
-            "rm_only_true_ctr": None if math.isnan(rm_ctr) else rm_ctr,
-            "served_share": keep,
-            "samples_per_brief": args.samples,
-            "impressions_per_round": args.impressions,
-            "train_steps": args.train_steps,
-            "per_round": per_round,
-        }
+        finite(
+            {
+                "bench": "closed_loop",
+                "audience": audience.name,
+                "rounds": args.rounds,
+                "impressions_per_round": args.impressions,
+                "samples_per_brief": args.samples,
+                "train_steps": args.train_steps,
+                "seconds": round(seconds, 1),
+                **out,
+            }
+        )
     )
+
+
+def main() -> None:
+    args = parse_args()
+    audience = load_audience(args.audience)
+    every = load_briefs(BRIEFS_EN)
+    briefs, heldout = every[: args.train_briefs], every[len(every) - args.heldout :]
+    if set(map(id, briefs)) & set(map(id, heldout)):
+        raise SystemExit(
+            f"--train-briefs {args.train_briefs} overlaps the {args.heldout} held-out briefs"
+        )
+    started = time.perf_counter()
+    arms = [
+        (
+            run_arm(args, audience, briefs, heldout, seed, train_policy=True),
+            run_arm(args, audience, briefs, heldout, seed, train_policy=False),
+        )
+        for seed in args.seeds
+    ]
+    report(args, audience, summary(args.seeds, arms), time.perf_counter() - started)
 
 
 if __name__ == "__main__":

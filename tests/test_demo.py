@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,19 @@ from adgen.cli.demo_report import (
 from adgen.db.models import ArmStats, Event, GateDecision, ModelVersion, TrainingRun, Variant
 from adgen.errors import ModelError
 from adgen.loop import (
+    BRIEFS_EN,
     ClosedLoop,
     DemoConfig,
     LoopSummary,
     RoundReport,
     load_briefs,
     one_round_gate_max,
+    round_phases,
 )
 from adgen.settings import Settings
+from adgen.simulation import TrafficResult
+from adgen.training.cycle import CycleResult
+from adgen.training.scheduler import JobReport
 
 
 def test_short_demo_round_table_matches_the_database(settings: Settings) -> None:
@@ -116,6 +122,28 @@ def test_briefs_file_is_valid() -> None:
     briefs = load_briefs()
     assert {b.locale for b in briefs} == {"en", "zh"}
     assert all(isinstance(b, Brief) for b in briefs)
+
+
+def test_the_benchmark_briefs_are_eight_distinct_english_products() -> None:
+    briefs = load_briefs(BRIEFS_EN)
+    assert len(briefs) >= 8 and {b.locale for b in briefs} == {"en"}
+    assert len({b.brand for b in briefs}) == len(briefs)
+    assert len({b.audience for b in briefs}) == len(briefs)
+
+
+def test_round_phases_split_the_job_into_gate_and_cycle_phases() -> None:
+    traffic = TrafficResult(send_s=3.0, ingest_s=1.5)
+    metrics = {"reward_model_s": 2.0, "load_s": 0.5, "sample_s": 4.0, "train_seconds": 10.0,
+               "rollout_s": 3.0}
+    cycle = CycleResult(1, "succeeded", "m", metrics=metrics, duration_s=21.0)
+    job = JobReport(started_at=datetime.now(UTC), seconds=22.25, cycles=[cycle])
+    phases = round_phases(traffic, job)
+    assert phases == {"traffic": 3.0, "ingest": 1.5, "gate": 1.25, "reward_model": 2.0,
+                      "model_load": 0.5, "rm_sampling": 4.0, "dpo": 10.0, "rollout": 3.0,
+                      "training_other": 1.5}
+    skipped = JobReport(started_at=datetime.now(UTC), seconds=0.5)
+    assert round_phases(traffic, skipped)["gate"] == 0.5
+    assert round_phases(traffic, skipped)["dpo"] == 0.0
 
 
 @pytest.mark.parametrize("bad", [{"rounds": 0}, {"impressions_per_round": 0}, {"batch_size": -1}])

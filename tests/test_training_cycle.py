@@ -19,7 +19,7 @@ from adgen.errors import ModelError
 from adgen.model.bases import BaseModels
 from adgen.model.versions import ModelRegistry, ensure_base_version, promote
 from adgen.settings import Settings, get_settings
-from adgen.training.cycle import LOCKED, CycleResult, run_cycle
+from adgen.training.cycle import LOCKED, POLICY_OFF, CycleResult, run_cycle
 from adgen.training.evidence import campaign_evidence, lineage_campaigns
 from adgen.training.logprobs import pair_margins
 from adgen.training.pairs import live_pairs, split_heldout
@@ -217,6 +217,37 @@ def test_kto_cycle_raises_the_held_out_margin(
     assert adapter is not None and sorted(p.name for p in adapter.iterdir()) == sorted(
         ADAPTER_FILES
     )
+
+
+def test_with_policy_training_off_the_serving_version_writes_ranked_variants_and_no_version(
+    pg_sessions: sessionmaker[Session],
+    train_settings: Settings,
+    registry: ModelRegistry,
+) -> None:
+    cid = _seed_winners_and_losers(pg_sessions)
+    settings = train_settings.model_copy(update={"train_policy": False, "rollout_best_of": 3})
+    result = run_cycle(settings, pg_sessions, registry, progress=False)
+    assert result.status == "succeeded" and result.candidate_version_id is None
+    assert result.reason == POLICY_OFF
+    assert "train_seconds" not in result.metrics and "rollout_s" in result.metrics
+    with pg_sessions() as session:
+        versions = list(session.scalars(sa.select(ModelVersion)))
+        written = list(
+            session.scalars(
+                sa.select(Variant).where(
+                    Variant.model_version_id == versions[0].id, Variant.reward_score.is_not(None)
+                )
+            )
+        )
+        run = _runs(session)[0]
+    # no new version: the base, still active, wrote the variants, ranked by the reward model
+    assert [v.status for v in versions] == ["active"] and versions[0].parent_id is None
+    served = [v for v in written if v.status == "active"]
+    assert [v.id for v in served] == result.variant_ids and len(served) == 1
+    assert all(v.campaign_id == cid for v in written) and len(written) >= 2
+    assert all(v.reward_score <= served[0].reward_score for v in written)  # type: ignore[operator]
+    assert run.status == "succeeded" and run.candidate_version_id is None
+    assert run.reason == POLICY_OFF and run.reward_model_id is not None
 
 
 def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(

@@ -8,6 +8,9 @@
    ``min_pairs`` preference pairs. Otherwise the run is ``skipped`` with the reason.
 4. Build the data (live pairs, reward-model-ranked samples, KTO examples, held-out pairs),
    train a LoRA adapter over the active (parent) version, save only the adapter files.
+   With ``train_policy`` off (``ADGEN_TRAIN_POLICY=false``) step 4 trains nothing: the
+   serving version writes the rollout's variants itself (best-of-N by the reward model)
+   and no version is made.
 5. Store the adapter as an artifact (sha256, in the database), let the candidate write
    variants for the lineage's active campaigns (rollout, outside any transaction), then in
    one short transaction: the ``candidate`` version row referencing its artifact, its
@@ -56,7 +59,7 @@ from adgen.training.pairs import (
 )
 from adgen.training.policy import trainable_policy
 from adgen.training.ranked import sampled_pairs
-from adgen.training.rollout import plan_rollout, store_rollout, write_rollout
+from adgen.training.rollout import Draft, plan_rollout, store_rollout, write_rollout
 from adgen.training.runner import TrainingData, fit
 from adgen.training.runs import finish_run, last_succeeded, start_run
 from adgen.vocabulary import CampaignStatus, RunStatus, VersionStatus
@@ -64,6 +67,7 @@ from adgen.vocabulary import CampaignStatus, RunStatus, VersionStatus
 logger = logging.getLogger(__name__)
 
 LOCKED = "another training run holds the trainer lock; this one trains nothing"
+POLICY_OFF = "policy training off: the serving version wrote the new variants"
 
 
 @dataclass
@@ -156,15 +160,16 @@ class _Cycle:
             self.run_id,
             RunStatus.SUCCEEDED,
             self.base,
+            reason=None if candidate_id is not None else POLICY_OFF,
             candidate_version_id=candidate_id,
             variant_ids=variant_ids,
             metrics=self.metrics,
             duration_s=self._elapsed(),
         )
         logger.info(
-            "training cycle for %s: candidate v%d with %d variants in %.1f s",
+            "training cycle for %s: %s with %d variants in %.1f s",
             self.base,
-            candidate_id,
+            f"candidate v{candidate_id}" if candidate_id is not None else POLICY_OFF,
             len(variant_ids),
             result.duration_s,
         )
@@ -200,7 +205,7 @@ class _Cycle:
         self.metrics[f"{stage}_s"] = round(time.perf_counter() - began, 2)
 
     # --- the steps -----------------------------------------------------------------------
-    def _steps(self) -> tuple[int, list[int]]:
+    def _steps(self) -> tuple[int | None, list[int]]:
         began = time.perf_counter()
         with transaction(self.sessions) as session:
             train_and_store(session, self.settings)
@@ -220,6 +225,8 @@ class _Cycle:
             self.fields["parent_version_id"] = parent.id
         with transaction(self.sessions) as session:
             briefs, data = self._gather(session)
+        if not self.settings.train_policy:
+            return None, self._refresh(parent, reward_model)
         with self.sessions() as session:
             parent_adapter = self.registry.adapter_folder(parent, session)
         use_rm = reward_model is not None and self.settings.rm_samples > 0
@@ -338,6 +345,28 @@ class _Cycle:
             data_window_end=self.fields.get("data_window_end"),
             hyperparams=self.fields["hyperparams"],
         )
+        drafts = self._write(version, reward_model)
+        if not any(d.result.accepted for d in drafts):
+            raise ModelError(
+                "the new candidate wrote no variant that passed the guardrails; it is discarded"
+            )
+        with transaction(self.sessions) as session:
+            session.add(version)
+            session.flush()
+            variant_ids = self._store(session, version.id, drafts, began)
+            version.metrics = dict(self.metrics)
+        return version.id, variant_ids
+
+    def _refresh(self, serving: ModelVersion, reward_model: Any) -> list[int]:
+        """Policy training off: the serving version writes the rollout's variants (best-of-N
+        by the reward model) for its active campaigns; no version is made."""
+        began = time.perf_counter()
+        drafts = self._write(serving, reward_model)
+        with transaction(self.sessions) as session:
+            return self._store(session, serving.id, drafts, began)
+
+    def _write(self, version: ModelVersion, reward_model: Any) -> list[Draft]:
+        """The rollout's variants of ``version`` (stored or not) for the active campaigns."""
         with self.sessions() as session:
             campaigns = list(
                 session.scalars(
@@ -356,28 +385,27 @@ class _Cycle:
                 self.config.seed,
                 with_reward_model=reward_model is not None,
             )
-        drafts = write_rollout(self.registry, jobs, reward_model)
-        if not any(d.result.accepted for d in drafts):
-            raise ModelError(
-                "the new candidate wrote no variant that passed the guardrails; it is discarded"
-            )
-        with transaction(self.sessions) as session:
-            session.add(version)
-            session.flush()
-            variant_ids = store_rollout(session, version.id, drafts, self.settings.rollout_variants)
-            self._timed("rollout", began)
-            self.metrics["rollout_variants"] = len(variant_ids)
-            version.metrics = dict(self.metrics)
-            finish_run(
-                session,
-                self.run_id,
-                RunStatus.SUCCEEDED,
-                self._elapsed(),
-                metrics=self.metrics,
-                candidate_version_id=version.id,
-                **self.fields,
-            )
-        return version.id, variant_ids
+        return write_rollout(self.registry, jobs, reward_model)
+
+    def _store(
+        self, session: Session, version_id: int, drafts: list[Draft], began: float
+    ) -> list[int]:
+        """``drafts`` as ``version_id``'s variants, and the run's ``succeeded`` record."""
+        variant_ids = store_rollout(session, version_id, drafts, self.settings.rollout_variants)
+        self._timed("rollout", began)
+        self.metrics["rollout_variants"] = len(variant_ids)
+        trained = self.settings.train_policy
+        finish_run(
+            session,
+            self.run_id,
+            RunStatus.SUCCEEDED,
+            self._elapsed(),
+            reason=None if trained else POLICY_OFF,
+            metrics=self.metrics,
+            candidate_version_id=version_id if trained else None,
+            **self.fields,
+        )
+        return variant_ids
 
     def _active_ids(self, session: Session) -> list[int]:
         return [
