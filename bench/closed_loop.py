@@ -64,6 +64,7 @@ from adgen.model.versions import active_version
 from adgen.reward.model import RewardModel
 from adgen.reward.training import load_active
 from adgen.settings import Settings
+from adgen.vocabulary import VersionStatus
 
 LIFTS = (
     "lift",
@@ -161,8 +162,8 @@ def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
             .where(GateDecision.decision.in_(["promote", "rollback"]))
             .order_by(GateDecision.id)
         ).all()
-        waiting = s.scalars(select(ModelVersion).where(ModelVersion.status == "candidate"))
-        undecided = len(waiting.all())
+        candidate = ModelVersion.status == VersionStatus.CANDIDATE
+        undecided = len(s.scalars(select(ModelVersion).where(candidate)).all())
     out = []
     for r in rows:
         cand = served_ctrs(loop, r.candidate_version_id)
