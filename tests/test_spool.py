@@ -4,6 +4,7 @@ corrupt tail that costs nothing but itself."""
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,34 @@ def test_full_once_the_byte_bound_is_reached(tmp_path: Path) -> None:
     assert spool.size_bytes >= 64 * 1024
     spool.commit(spool.read(spool.records))
     assert not spool.full
+
+
+def test_no_reader_sees_the_count_of_a_commit_before_its_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush that sees no records left must also see the bound released: the shipper
+    admits the next event on that view (a race here once refused events after a flush)."""
+    spool = Spool(tmp_path, max_bytes=64 * 1024)
+    while not spool.full:
+        spool.append(b"key", b"v" * 500)
+    seen: list[tuple[int, bool]] = []
+    readers: list[threading.Thread] = []
+    delete = Spool._delete
+
+    def delete_while_a_reader_looks(self: Spool, number: int) -> None:
+        reader = threading.Thread(target=lambda: seen.append((spool.records, spool.full)))
+        readers.append(reader)
+        reader.start()
+        reader.join(0.2)  # a reader not held off by the commit has looked by now
+        delete(self, number)
+
+    monkeypatch.setattr(Spool, "_delete", delete_while_a_reader_looks)
+    spool.commit(spool.read(spool.records))
+    monkeypatch.undo()
+    for reader in readers:
+        reader.join(5)
+    assert len(seen) == len(readers) > 0
+    assert all(view == (0, False) for view in seen)
 
 
 def test_a_reopened_spool_replays_what_was_not_acknowledged(tmp_path: Path) -> None:

@@ -133,17 +133,20 @@ class Spool:
     @property
     def records(self) -> int:
         """Records spooled and not yet acknowledged."""
-        return self._records
+        with self._lock:  # read with the segments: a commit deletes files after counting
+            return self._records
 
     @property
     def size_bytes(self) -> int:
         """Bytes on disk in the spool's segments."""
-        return self._bytes
+        with self._lock:
+            return self._bytes
 
     @property
     def full(self) -> bool:
         """True once the segments hold ``max_bytes`` or more: admit nothing new."""
-        return self._bytes >= self.max_bytes
+        with self._lock:
+            return self._bytes >= self.max_bytes
 
     def oldest_age_s(self, now: float | None = None) -> float:
         """Seconds since the oldest unacknowledged record was spooled (0 when empty)."""
