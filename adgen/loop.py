@@ -34,7 +34,7 @@ from adgen.db.models import Campaign, GateDecision, ModelVersion, Variant
 from adgen.model.versions import active_version, lineage_of
 from adgen.settings import Settings
 from adgen.simulation import TrafficResult, TrafficSimulator
-from adgen.vocabulary import VariantStatus
+from adgen.vocabulary import Decision, VariantStatus
 
 if TYPE_CHECKING:
     from adgen.training.scheduler import JobReport
@@ -280,8 +280,8 @@ class ClosedLoop:
             raise self._ingest_error
         self._accumulate(traffic)
         report = self.job()
-        promoted = [v for v, d in report.decisions if d == "promote"]
-        rolled_back = [v for v, d in report.decisions if d == "rollback"]
+        promoted = [v for v, d in report.decisions if d == Decision.PROMOTE]
+        rolled_back = [v for v, d in report.decisions if d == Decision.ROLLBACK]
         candidates = [c.candidate_version_id for c in report.cycles if c.candidate_version_id]
         training = [
             f"{c.base_model}: {c.status}" + (f" ({c.reason})" if c.reason else "")
@@ -317,7 +317,7 @@ class ClosedLoop:
             first = {loc: self._base_of(s, v) for loc, v in serving.items()}
             decisions = s.execute(
                 select(GateDecision.candidate_version_id, GateDecision.details)
-                .where(GateDecision.decision == "rollback")
+                .where(GateDecision.decision == Decision.ROLLBACK)
                 .order_by(GateDecision.id)
             ).all()
         lifts: dict[str, float | None] = {}

@@ -62,6 +62,21 @@ class RewardModelStatus(StrEnum):
     REJECTED = "rejected"
 
 
+class Decision(StrEnum):
+    """What one evaluation of a candidate version decided (the gate's or an operator's)."""
+
+    CONTINUE = "continue"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+class Decider(StrEnum):
+    """Who decided: the promotion gate or an operator."""
+
+    GATE = "gate"
+    OPERATOR = "operator"
+
+
 class Trainer(StrEnum):
     """The training loss: offline preference (DPO, KTO) or on-policy (GRPO, RLOO)."""
 

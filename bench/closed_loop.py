@@ -64,7 +64,7 @@ from adgen.model.versions import active_version
 from adgen.reward.model import RewardModel
 from adgen.reward.training import load_active
 from adgen.settings import Settings
-from adgen.vocabulary import VersionStatus
+from adgen.vocabulary import Decision, VersionStatus
 
 LIFTS = (
     "lift",
@@ -159,7 +159,7 @@ def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
     with loop.sessions() as s:
         rows = s.scalars(
             select(GateDecision)
-            .where(GateDecision.decision.in_(["promote", "rollback"]))
+            .where(GateDecision.decision.in_([Decision.PROMOTE, Decision.ROLLBACK]))
             .order_by(GateDecision.id)
         ).all()
         candidate = ModelVersion.status == VersionStatus.CANDIDATE
@@ -170,8 +170,8 @@ def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
         inc = served_ctrs(loop, r.incumbent_version_id) if r.incumbent_version_id else {}
         cand_ctr = mean_of([x for xs in cand.values() for x in xs])
         inc_ctr = mean_of([x for c in cand for x in inc.get(c, [])])
-        wrong = (r.decision == "promote" and cand_ctr < inc_ctr) or (
-            r.decision == "rollback" and cand_ctr > inc_ctr
+        wrong = (r.decision == Decision.PROMOTE and cand_ctr < inc_ctr) or (
+            r.decision == Decision.ROLLBACK and cand_ctr > inc_ctr
         )
         out.append(
             {
@@ -342,8 +342,8 @@ def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
     spent = [d["impressions"] for d in decisions]
     out["gate_errors"] = {
         "decisions": len(decisions),
-        "wrong_promotions": sum(d["wrong"] and d["decision"] == "promote" for d in decisions),
-        "wrong_rollbacks": sum(d["wrong"] and d["decision"] == "rollback" for d in decisions),
+        "wrong_promotions": sum(d["wrong"] for d in decisions if d["decision"] == Decision.PROMOTE),
+        "wrong_rollbacks": sum(d["wrong"] for d in decisions if d["decision"] == Decision.ROLLBACK),
         "undecided": sum(t.undecided for t, _ in arms),
         "mean_impressions_to_decide": statistics.fmean(spent) if spent else None,
         "impressions_to_decide": spent,

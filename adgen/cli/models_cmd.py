@@ -13,6 +13,7 @@ from adgen.model.versions import promote as promote_version
 from adgen.model.versions import rollback as rollback_version
 from adgen.settings import get_settings
 from adgen.training.summary import version_summaries
+from adgen.vocabulary import Decision
 
 app = typer.Typer(help="Model versions: list, promote, roll back.", no_args_is_help=True)
 
@@ -65,31 +66,31 @@ def list_(
 @app.command()
 def promote(version: Annotated[int, typer.Argument(help="Model version id.")]) -> None:
     """Make a candidate (or retired) version active; the previous active one is retired."""
-    _decide(version, "promote")
+    _decide(version, Decision.PROMOTE)
 
 
 @app.command()
 def rollback(version: Annotated[int, typer.Argument(help="Model version id.")]) -> None:
     """Roll a version back: its variants are paused; if it was active, its parent is again."""
-    _decide(version, "rollback")
+    _decide(version, Decision.ROLLBACK)
 
 
-def _decide(version_id: int, action: str) -> None:
-    act = promote_version if action == "promote" else rollback_version
+def _decide(version_id: int, action: Decision) -> None:
+    act = promote_version if action == Decision.PROMOTE else rollback_version
     engine = make_engine(get_settings().db_url)
     try:
         with transaction(session_factory(engine)) as session:
             decision = audit.record_version_change(
                 session, cli_actor(), f"model.{action}", version_id,
-                lambda: act(session, version_id, by="operator"),
+                lambda: act(session, version_id),
             )
             paused = decision.details.get("paused_variants")
             incumbent = decision.incumbent_version_id
     finally:
         engine.dispose()
-    done = "promoted" if action == "promote" else "rolled back"
+    done = "promoted" if action == Decision.PROMOTE else "rolled back"
     console.print(
         f"v{version_id} {done}"
         + (f"; {paused} variants paused" if paused else "")
-        + (f"; active now: v{incumbent}" if action == "rollback" and incumbent else "")
+        + (f"; active now: v{incumbent}" if action == Decision.ROLLBACK and incumbent else "")
     )

@@ -28,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from adgen.vocabulary import (
     CampaignStatus,
     CountStatus,
+    Decider,
+    Decision,
     RewardModelStatus,
     RunStatus,
     Trainer,
@@ -52,8 +54,8 @@ COUNT_STATUSES = tuple(CountStatus)
 RUN_STATUSES = tuple(RunStatus)
 TRAINERS = tuple(Trainer)
 REWARD_MODEL_STATUSES = tuple(RewardModelStatus)
-GATE_DECISIONS = ("continue", "promote", "rollback")
-DECIDERS = ("gate", "operator")
+GATE_DECISIONS = tuple(Decision)
+DECIDERS = tuple(Decider)
 ARTIFACT_FORMATS = ("tar", "file")
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, object_session
 
-from adgen.db.models import DECIDERS, GateDecision, ModelVersion, Variant
+from adgen.db.models import GateDecision, ModelVersion, Variant
 from adgen.errors import ConflictError, ModelError, NotFoundError
 from adgen.guardrails import GuardrailConfig, config_from_settings
 from adgen.model.artifacts import ArtifactStore, artifact_store
@@ -44,7 +44,7 @@ from adgen.model.comparison import Comparison, compare
 from adgen.model.loading import resolve_base_model
 from adgen.model.locales import base_model_for_locale
 from adgen.settings import Settings
-from adgen.vocabulary import VariantStatus, VersionStatus
+from adgen.vocabulary import Decider, Decision, VariantStatus, VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -146,14 +146,12 @@ def record_decision(
     session: Session,
     version: ModelVersion,
     incumbent: ModelVersion | None,
-    decision: str,
-    by: str,
+    decision: Decision,
+    by: Decider,
     comparison: Comparison,
     **details: Any,
 ) -> GateDecision:
     """Store one gate or operator decision with its figures."""
-    if by not in DECIDERS:
-        raise ValueError(f"decided_by must be one of {DECIDERS}, got {by!r}")
     row = GateDecision(
         candidate_version_id=version.id,
         incumbent_version_id=incumbent.id if incumbent is not None else None,
@@ -172,7 +170,7 @@ def record_decision(
 
 
 def promote(
-    session: Session, version_id: int, by: str = "operator", **details: Any
+    session: Session, version_id: int, by: Decider = Decider.OPERATOR, **details: Any
 ) -> GateDecision:
     """Make ``version_id`` the active version of its lineage; retire the previous one."""
     version = get_version(session, version_id, lock=True)
@@ -196,11 +194,11 @@ def promote(
         by,
         f"v{previous.id}" if previous else "none",
     )
-    return record_decision(session, version, previous, "promote", by, comparison, **details)
+    return record_decision(session, version, previous, Decision.PROMOTE, by, comparison, **details)
 
 
 def rollback(
-    session: Session, version_id: int, by: str = "operator", **details: Any
+    session: Session, version_id: int, by: Decider = Decider.OPERATOR, **details: Any
 ) -> GateDecision:
     """Roll ``version_id`` back: pause its variants; reactivate its ancestor if it was active."""
     version = get_version(session, version_id, lock=True)
@@ -244,7 +242,8 @@ def rollback(
         f"v{incumbent.id}" if incumbent else "none",
     )
     return record_decision(
-        session, version, incumbent, "rollback", by, comparison, paused_variants=paused, **details
+        session, version, incumbent, Decision.ROLLBACK, by, comparison,
+        paused_variants=paused, **details,
     )
 
 

@@ -20,7 +20,7 @@ from adgen.errors import ConflictError
 from adgen.model.comparison import Comparison, compare
 from adgen.model.versions import active_of, get_version, promote, record_decision, rollback
 from adgen.settings import Settings
-from adgen.vocabulary import VersionStatus
+from adgen.vocabulary import Decider, Decision, VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 class Verdict:
     """What the gate decides, and why in words."""
 
-    decision: str
+    decision: Decision
     reason: str
 
 
@@ -42,17 +42,17 @@ def decide(
 ) -> Verdict:
     """The gate's rule (pure)."""
     if prob >= settings.promote_prob:
-        return Verdict("promote", f"P(better) {prob:.4f} >= {settings.promote_prob}")
+        return Verdict(Decision.PROMOTE, f"P(better) {prob:.4f} >= {settings.promote_prob}")
     if prob <= settings.rollback_prob:
-        return Verdict("rollback", f"P(better) {prob:.4f} <= {settings.rollback_prob}")
+        return Verdict(Decision.ROLLBACK, f"P(better) {prob:.4f} <= {settings.rollback_prob}")
     if candidate_impressions >= settings.gate_max_impressions:
         better = candidate_mean > incumbent_mean
         return Verdict(
-            "promote" if better else "rollback",
+            Decision.PROMOTE if better else Decision.ROLLBACK,
             f"{candidate_impressions} impressions >= {settings.gate_max_impressions}: "
             f"posterior mean {candidate_mean:.5f} vs {incumbent_mean:.5f}",
         )
-    return Verdict("continue", f"P(better) {prob:.4f}: not yet decided")
+    return Verdict(Decision.CONTINUE, f"P(better) {prob:.4f}: not yet decided")
 
 
 def evaluate(session: Session, candidate_id: int, settings: Settings) -> GateDecision:
@@ -70,10 +70,11 @@ def evaluate(session: Session, candidate_id: int, settings: Settings) -> GateDec
         comparison.prob_better, cand_mean, inc_mean, comparison.candidate.trials, settings
     )
     logger.info("gate on v%d: %s (%s)", candidate.id, verdict.decision, verdict.reason)
-    if verdict.decision == "promote":
-        return promote(session, candidate.id, by="gate", reason=verdict.reason)
-    if verdict.decision == "rollback":
-        return rollback(session, candidate.id, by="gate", reason=verdict.reason)
+    if verdict.decision == Decision.PROMOTE:
+        return promote(session, candidate.id, by=Decider.GATE, reason=verdict.reason)
+    if verdict.decision == Decision.ROLLBACK:
+        return rollback(session, candidate.id, by=Decider.GATE, reason=verdict.reason)
     return record_decision(
-        session, candidate, incumbent, "continue", "gate", comparison, reason=verdict.reason
+        session, candidate, incumbent, Decision.CONTINUE, Decider.GATE, comparison,
+        reason=verdict.reason,
     )

@@ -320,7 +320,7 @@ def promote(request: Request, version_id: int, session: SessionDep, csrf: CsrfFi
         "/versions",
         lambda db: audit.record_version_change(
             db, ACTOR, "model.promote", version_id,
-            lambda: promote_version(db, version_id, by="operator"),
+            lambda: promote_version(db, version_id),
         ),
         f"version {version_id} promoted",
     )
@@ -335,7 +335,7 @@ def rollback(request: Request, version_id: int, session: SessionDep, csrf: CsrfF
         "/versions",
         lambda db: audit.record_version_change(
             db, ACTOR, "model.rollback", version_id,
-            lambda: rollback_version(db, version_id, by="operator"),
+            lambda: rollback_version(db, version_id),
         ),
         f"version {version_id} rolled back",
     )

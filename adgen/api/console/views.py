@@ -34,7 +34,7 @@ from adgen.health import Health, campaign_health
 from adgen.operations import effective_controls
 from adgen.settings import Settings
 from adgen.stats import credible_interval, prob_best, successes_within
-from adgen.vocabulary import VariantStatus
+from adgen.vocabulary import Decision, VariantStatus
 
 #: The health page's ingest figures come from this many newest events.
 INGEST_WINDOW = 1000
@@ -240,7 +240,7 @@ def series(session: Session, campaign_id: int) -> Series:
     ]
     versions = select(Variant.model_version_id).where(Variant.campaign_id == campaign_id)
     decisions = select(GateDecision).where(
-        GateDecision.decision.in_(("promote", "rollback")),
+        GateDecision.decision.in_((Decision.PROMOTE, Decision.ROLLBACK)),
         GateDecision.candidate_version_id.in_(versions),
     )
     for d in session.scalars(decisions.order_by(GateDecision.decided_at)):

@@ -68,7 +68,7 @@ def promote(version_id: VersionId, session: SessionDep, allocator: AllocatorDep)
     """Make a candidate (or retired) version active; the previous active one is retired (admin)."""
     row = audit.record_version_change(
         session, API_ACTOR, "model.promote", version_id,
-        lambda: promote_version(session, version_id, by="operator"),
+        lambda: promote_version(session, version_id),
     )
     decision = DecisionPublic.of(row)
     allocator.wake()
@@ -83,7 +83,7 @@ def rollback(version_id: VersionId, session: SessionDep, allocator: AllocatorDep
     active again; the allocator stops serving the variants at its next refresh (admin)."""
     row = audit.record_version_change(
         session, API_ACTOR, "model.rollback", version_id,
-        lambda: rollback_version(session, version_id, by="operator"),
+        lambda: rollback_version(session, version_id),
     )
     decision = DecisionPublic.of(row)
     allocator.wake()
