@@ -33,19 +33,26 @@ promotions of truly worse and rollbacks of truly better candidates, and the impr
 each decision took.
 
     python bench/closed_loop.py --audience FILE --rounds N --seeds 0,1,2 [--torch-threads 1]
-                                [--quick]
+                                [--record FILE] [--quick]
+
+A seed takes tens of minutes on a small CPU. With ``--record FILE`` each finished seed is
+appended to FILE (one JSON line: the protocol and both arms), and seeds FILE already holds
+under the same protocol are read back instead of run again: a run that stops loses only
+the seed in progress, and processes given different ``--seeds`` and the same FILE share the
+work; a last call with every seed then reports them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +298,62 @@ def run_arm(
     return Arm(realized, measured, versions, decisions, undecided, dict(seconds))
 
 
+#: What must match for a recorded seed to be reused: the arguments that change its figures.
+PROTOCOL = ("rounds", "impressions", "samples", "train_briefs", "heldout", "train_steps", "quick")
+
+
+def protocol_of(args: argparse.Namespace, audience: Audience) -> dict[str, Any]:
+    """The protocol a seed ran under, as recorded beside it."""
+    return {"audience": audience.name, **{k: getattr(args, k) for k in PROTOCOL}}
+
+
+def recorded_seeds(path: Path | None, protocol: dict[str, Any]) -> dict[int, tuple[Arm, Arm]]:
+    """Seeds ``path`` holds under ``protocol`` (the last record of a seed wins)."""
+    if path is None or not path.exists():
+        return {}
+    out: dict[int, tuple[Arm, Arm]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if record["protocol"] != protocol:
+                continue
+            out[int(record["seed"])] = (Arm(**record["training"]), Arm(**record["no_retraining"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(f"{path}:{number}: not a closed-loop seed record ({exc})") from exc
+    return out
+
+
+def record_seed(path: Path, protocol: dict[str, Any], seed: int, arms: tuple[Arm, Arm]) -> None:
+    """Append one finished seed to ``path``."""
+    line = {"protocol": protocol, "seed": seed, "training": asdict(arms[0]),
+            "no_retraining": asdict(arms[1])}
+    with path.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def run_seeds(
+    args: argparse.Namespace, audience: Audience, briefs: Sequence[Brief], heldout: Sequence[Brief]
+) -> list[tuple[Arm, Arm]]:
+    """Both arms of every seed, read back from ``--record`` where it holds them."""
+    protocol = protocol_of(args, audience)
+    done = recorded_seeds(args.record, protocol)
+    if done:
+        print(f"seeds {sorted(done)} read back from {args.record}", flush=True)
+    arms = []
+    for seed in args.seeds:
+        if seed not in done:
+            done[seed] = (
+                run_arm(args, audience, briefs, heldout, seed, train_policy=True),
+                run_arm(args, audience, briefs, heldout, seed, train_policy=False),
+            )
+            if args.record is not None:
+                record_seed(args.record, protocol, seed, done[seed])
+        arms.append(done[seed])
+    return arms
+
+
 def lifts(trained: Arm, fixed: Arm) -> dict[str, float]:
     """One seed's lifts (see the module docstring); NaN where a figure is missing."""
     m, base = trained.measured, trained.measured["base_true_ctr"]
@@ -407,6 +470,12 @@ def parse_args() -> argparse.Namespace:
         help="CPU threads for torch (ADGEN_TORCH_THREADS; 1 on a machine others load)",
     )
     parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="JSON-lines file: finished seeds are appended, recorded ones are not rerun",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="1 round, 1,500 impressions, 2 briefs, 8 samples, best 4 of 4",
@@ -477,15 +546,8 @@ def main() -> None:
         raise SystemExit(
             f"--train-briefs {args.train_briefs} overlaps the {args.heldout} held-out briefs"
         )
-    started = time.perf_counter()
-    arms = [
-        (
-            run_arm(args, audience, briefs, heldout, seed, train_policy=True),
-            run_arm(args, audience, briefs, heldout, seed, train_policy=False),
-        )
-        for seed in args.seeds
-    ]
-    report(args, audience, summary(args.seeds, arms), time.perf_counter() - started)
+    out = summary(args.seeds, run_seeds(args, audience, briefs, heldout))
+    report(args, audience, out, sum(out["seconds_by_phase"].values()))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""bench/closed_loop.py runs (--quick: one seed, both arms) and ends with its JSON line."""
+"""bench/closed_loop.py runs (--quick: one seed, both arms) and ends with its JSON line; a
+recorded seed is read back, not run again."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adgen.audience import AUDIENCES_DIR
+import pytest
+from closed_loop import Arm, protocol_of, record_seed, recorded_seeds  # bench/, on the path
+
+from adgen.audience import AUDIENCES_DIR, load_audience
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,23 +19,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
     audience = tmp_path / "mine.json"
     audience.write_text((AUDIENCES_DIR / "curious.json").read_text())
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "closed_loop.py"),
-            "--quick",
-            "--seed",
-            "5",
-            "--torch-threads",
-            "1",
-            "--audience",
-            str(audience),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    record = tmp_path / "seeds.jsonl"
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "closed_loop.py"),
+        "--quick",
+        "--seed",
+        "5",
+        "--torch-threads",
+        "1",
+        "--audience",
+        str(audience),
+        "--record",
+        str(record),
+    ]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert "seed 5, no retraining, round 1" in proc.stdout, "the no-retraining arm ran"
@@ -55,3 +57,36 @@ def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
     for phase in ("setup", "traffic", "ingest", "reward_model", "rollout", "evaluation"):
         assert phases[phase] >= 0, phase
     assert phases["evaluation"] > 0 and phases["traffic"] > 0
+    assert out["seconds"] == pytest.approx(sum(phases.values()), abs=0.5)
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "seeds [5] read back" in again.stdout and "round 1" not in again.stdout
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == out
+
+
+def _arm(ctr: float) -> Arm:
+    return Arm([ctr], {"base_true_ctr": 0.03}, seconds={"setup": 1.0})
+
+
+def test_a_record_is_reused_only_under_its_own_protocol(tmp_path: Path) -> None:
+    class Args:
+        rounds, impressions, samples, train_briefs, heldout, train_steps, quick = (
+            5, 100_000, 48, 6, 2, 20, False
+        )
+
+    audience = load_audience(None)
+    protocol = protocol_of(Args(), audience)  # type: ignore[arg-type]
+    path = tmp_path / "seeds.jsonl"
+    assert recorded_seeds(path, protocol) == {}, "no file: nothing recorded"
+    record_seed(path, protocol, 0, (_arm(0.04), _arm(0.03)))
+    record_seed(path, protocol, 0, (_arm(0.05), _arm(0.03)))  # a rerun: the last one wins
+    record_seed(path, protocol | {"rounds": 2}, 1, (_arm(0.9), _arm(0.9)))
+    got = recorded_seeds(path, protocol)
+    assert list(got) == [0] and got[0][0].realized_ctr == [0.05]
+    assert got[0][1] == _arm(0.03)
+
+    with path.open("a") as f:
+        f.write("{not json\n")
+    with pytest.raises(SystemExit, match=r"seeds.jsonl:4: not a closed-loop seed record"):
+        recorded_seeds(path, protocol)
