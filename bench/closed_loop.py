@@ -24,7 +24,15 @@ are over the base model's plain samples of the same seed:
   reward model's best);
 - ``rm_only_lift``: the base model's samples, best by the training arm's reward model;
 - ``unseen_brief_lift``: ``lift`` on the ``--heldout`` last briefs, never trained on;
-- ``realized_lift``: realized CTR over all rounds, training arm over no-retraining arm.
+- ``realized_lift``: realized CTR over all rounds, training arm over no-retraining arm;
+- ``last_round_realized_lift``: the same in the last round only;
+- ``lift_over_rm_only``: the final version as served over the base model's samples with the
+  same reward-model selection (what the weight updates add to selection alone).
+
+``claims`` says whether the two things the loop must show hold: the last round's realized
+CTR beats the no-retraining arm's, and the final version beats reward-model selection
+alone, each only when the low end of its 95% interval over seeds is above zero (``null``
+from one seed).
 
 Every lift comes as the mean over seeds and a 95% t-interval (``*_ci``). The simulator
 knows each candidate's true CTR (the mean over its served variants, against the incumbent's
@@ -81,7 +89,14 @@ LIFTS = (
     "rm_only_lift",
     "unseen_brief_lift",
     "realized_lift",
+    "last_round_realized_lift",
+    "lift_over_rm_only",
 )
+#: What the loop must show to claim it learns, each by the low end of an interval over seeds.
+CLAIMS = {
+    "last_round_beats_no_retraining": "last_round_realized_lift",
+    "final_beats_rm_selection_alone": "lift_over_rm_only",
+}
 
 
 @dataclass
@@ -373,6 +388,8 @@ def lifts(trained: Arm, fixed: Arm) -> dict[str, float]:
         "realized_lift": over(
             float(np.mean(trained.realized_ctr)), float(np.mean(fixed.realized_ctr))
         ),
+        "last_round_realized_lift": over(trained.realized_ctr[-1], fixed.realized_ctr[-1]),
+        "lift_over_rm_only": over(m["final_served_true_ctr"], m["rm_only_true_ctr"]),
     }
 
 
@@ -394,6 +411,10 @@ def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": seeds}
     for key in LIFTS:
         out[key], out[f"{key}_ci"] = mean_ci([p[key] for p in per_seed])
+    out["claims"] = {
+        claim: None if out[f"{key}_ci"] is None else out[f"{key}_ci"][0] > 0
+        for claim, key in CLAIMS.items()
+    }
     out["realized_ctr_by_round"] = {
         "training": np.mean([t.realized_ctr for t, _ in arms], axis=0).tolist(),
         "no_retraining": np.mean([f.realized_ctr for _, f in arms], axis=0).tolist(),
@@ -501,6 +522,11 @@ def report(
         "lifts over the base model's samples (mean over seeds, 95% interval)",
         ["figure", "mean", "low", "high"],
         [(k, out[k], *(out[f"{k}_ci"] or [None, None])) for k in LIFTS],
+    )
+    table(
+        "what the loop must show: the low end of the figure's 95% interval above zero",
+        ["claim", "figure", "holds"],
+        [(claim, key, out["claims"][claim]) for claim, key in CLAIMS.items()],
     )
     realized = out["realized_ctr_by_round"]
     table(

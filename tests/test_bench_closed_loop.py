@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from closed_loop import Arm, protocol_of, record_seed, recorded_seeds  # bench/, on the path
+from closed_loop import Arm, protocol_of, record_seed, recorded_seeds, summary  # bench/
 
 from adgen.audience import AUDIENCES_DIR, load_audience
 
@@ -44,6 +44,10 @@ def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
     for key in ("lift", "no_retrain_lift", "rm_only_lift", "unseen_brief_lift"):
         assert out[key] is None or out[key] > -1, key
     assert out["lift_ci"] is None, "no interval from one seed"
+    assert out["claims"] == {
+        "last_round_beats_no_retraining": None,
+        "final_beats_rm_selection_alone": None,
+    }, "one seed claims nothing"
     realized = out["realized_ctr_by_round"]
     assert len(realized["training"]) == len(realized["no_retraining"]) == 1
     assert all(0 < x < 1 for x in realized["training"] + realized["no_retraining"])
@@ -90,3 +94,31 @@ def test_a_record_is_reused_only_under_its_own_protocol(tmp_path: Path) -> None:
         f.write("{not json\n")
     with pytest.raises(SystemExit, match=r"seeds.jsonl:4: not a closed-loop seed record"):
         recorded_seeds(path, protocol)
+
+
+def _seed(last_round: tuple[float, float], served: float, rm_only: float) -> tuple[Arm, Arm]:
+    measured = {
+        "base_true_ctr": 0.03, "base_acceptance": 0.5, "final_true_ctr": served,
+        "final_served_true_ctr": served, "final_acceptance": 0.5, "rm_only_true_ctr": rm_only,
+        "unseen_base_true_ctr": 0.03, "unseen_final_true_ctr": served,
+    }
+    trained = Arm([0.03, last_round[0]], measured)
+    fixed = Arm([0.03, last_round[1]], measured | {"final_served_true_ctr": rm_only})
+    return trained, fixed
+
+
+def test_a_claim_holds_only_when_its_interval_clears_zero() -> None:
+    steady = [_seed((0.040, 0.030), 0.045, 0.035), _seed((0.041, 0.030), 0.046, 0.035),
+              _seed((0.039, 0.030), 0.044, 0.035)]
+    out = summary([0, 1, 2], steady)
+    assert out["last_round_realized_lift"] == pytest.approx(1 / 3)
+    assert out["claims"] == {
+        "last_round_beats_no_retraining": True, "final_beats_rm_selection_alone": True
+    }
+    noisy = [_seed((0.040, 0.030), 0.045, 0.035), _seed((0.025, 0.030), 0.030, 0.035),
+             _seed((0.033, 0.030), 0.036, 0.035)]  # better on average, not reliably
+    out = summary([0, 1, 2], noisy)
+    assert out["last_round_realized_lift"] > 0 and out["lift_over_rm_only"] > 0
+    assert out["claims"] == {
+        "last_round_beats_no_retraining": False, "final_beats_rm_selection_alone": False
+    }
