@@ -35,6 +35,7 @@ from adgen.generator.candidates import attempt_seed
 from adgen.generator.cleaning import clean, fit_sentences
 from adgen.generator.filters import generation_reasons
 from adgen.generator.prompts import build_prompt
+from adgen.generator.sampling import prompt_cache
 from adgen.guardrails import GuardrailConfig, builtin_terms, check
 from adgen.guardrails.text import cjk_share
 from adgen.model.loading import BUNDLED_NAME
@@ -156,6 +157,26 @@ def test_sampling_is_reproducible_and_leaves_the_global_rng_alone(registry: Mode
     assert torch.equal(torch.random.get_rng_state(), state)
     assert sample_texts(base.model, base.tokenizer, EN, 3, seed=11, params=params) == first
     assert sample_texts(base.model, base.tokenizer, EN, 3, seed=12, params=params) != first
+
+
+def test_the_prompt_is_computed_once_and_its_cache_copied_to_every_row(
+    registry: ModelRegistry,
+) -> None:
+    base = registry.bases.serving(BUNDLED_NAME)
+    inputs = base.tokenizer.apply_chat_template(
+        build_prompt(EN).messages(), add_generation_prompt=True, return_tensors="pt",
+        return_dict=True,
+    )
+    length = inputs["input_ids"].shape[1]
+    with torch.inference_mode():
+        cache = prompt_cache(base.model, inputs["input_ids"], 5)
+        one = prompt_cache(base.model, inputs["input_ids"], 1)
+    assert cache.get_seq_length() == length - 1, "the last prompt token starts the sampling"
+    keys = cache.layers[0].keys
+    assert keys.shape[0] == 5 and all(torch.equal(keys[i], keys[0]) for i in range(5))
+    assert torch.allclose(keys[0], one.layers[0].keys[0])
+    with pytest.raises(ValueError, match="one prompt"):
+        prompt_cache(base.model, inputs["input_ids"].repeat(2, 1), 3)
 
 
 def _assert_stored_honestly(

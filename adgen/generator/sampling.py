@@ -41,6 +41,8 @@ def sample_raw(
 ) -> list[tuple[str, bool]]:
     """``n`` completions of ``prompt`` in one batch: (decoded text, finished before the limit).
 
+    The prompt is run through the model once and its key/value cache copied to the ``n``
+    rows (``prompt_cache``), instead of ``num_return_sequences`` running it ``n`` times.
     The global torch RNG is forked, so seeding here neither leaks out nor depends on what
     ran before: the same seed, model and device give the same texts.
     """
@@ -53,14 +55,16 @@ def sample_raw(
     ).to(model.device)
     devices = [model.device] if model.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.inference_mode():
+        cache = prompt_cache(model, inputs["input_ids"], n)
         torch.manual_seed(seed)
         out = model.generate(
-            **inputs,
+            input_ids=inputs["input_ids"].repeat(n, 1),
+            attention_mask=inputs["attention_mask"].repeat(n, 1),
+            cache=cache,
             do_sample=True,
             temperature=params.temperature,
             top_p=params.top_p,
             max_new_tokens=params.max_new_tokens,
-            num_return_sequences=n,
             pad_token_id=tokenizer.pad_token_id,
         )
     completions = out[:, inputs["input_ids"].shape[1] :].tolist()
@@ -69,6 +73,21 @@ def sample_raw(
         (tokenizer.decode(ids, skip_special_tokens=True), any(t in stops for t in ids))
         for ids in completions
     ]
+
+
+def prompt_cache(model: Any, input_ids: Any, n: int) -> Any:
+    """The key/value cache of a one-row prompt but its last token, repeated for ``n`` rows.
+
+    ``generate`` then feeds only that last token (its logits start the sampling) and
+    decodes from there. Computing the prompt once instead of once per row halved the time
+    of 16 samples of SmolLM2 on two CPU cores (130 prompt tokens, 40 new ones), and gave
+    the same texts for the same seed (``bench/generate.py --prefix``).
+    """
+    if input_ids.shape[0] != 1:
+        raise ValueError(f"prompt_cache takes one prompt, got {input_ids.shape[0]} rows")
+    cache = model(input_ids=input_ids[:, :-1], use_cache=True).cache
+    cache.batch_repeat_interleave(n)
+    return cache
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
