@@ -7,8 +7,8 @@ reference, measured in the same run and interleaved with it, is ``generate`` wit
 ``same_texts`` counts the samples the two paths wrote identically (the cache changes the
 order of floating-point sums, which can flip a rare token).
 
-    python bench/sampling.py [--n 16] [--reps 3] [--locale en|zh] [--torch-threads N]
-                             [--quick]
+    python bench/sampling.py [--n 16] [--reps 3] [--locale en|zh] [--seed N]
+                             [--torch-threads N] [--quick]
 
 One untimed batch warms the model up first. On a machine other work loads, pass
 ``--torch-threads 1``: threads that wait on each other make both figures meaningless.
@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16, help="samples per batch")
     parser.add_argument("--reps", type=int, default=3, help="batches of each kind")
     parser.add_argument("--locale", choices=["en", "zh"], default="en")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first batch")
     parser.add_argument("--torch-threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--quick", action="store_true", help="n 4, 1 rep, 12 new tokens")
     args = parser.parse_args()
@@ -83,10 +84,11 @@ def main() -> None:
     same = total = 0
     for rep in range(args.reps):
         began = time.perf_counter()
-        plain = plain_sample(model, tokenizer, inputs, args.n, rep, params)
+        seed = args.seed + rep
+        plain = plain_sample(model, tokenizer, inputs, args.n, seed, params)
         timings["plain"].append(time.perf_counter() - began)
         began = time.perf_counter()
-        cached = [text for text, _ in sample_raw(model, tokenizer, prompt, args.n, rep, params)]
+        cached = [text for text, _ in sample_raw(model, tokenizer, prompt, args.n, seed, params)]
         timings["cached"].append(time.perf_counter() - began)
         same += sum(a == b for a, b in zip(plain, cached, strict=True))
         total += args.n
