@@ -5,7 +5,11 @@ All runs use the same LoRA set-up (settings: r, alpha, targets), batch size and
 ``max_length``, on preference data from a synthetic campaign where texts with a number or
 a call to action win. The reference, measured in the same run: one plain supervised LoRA
 step (causal-LM loss on the chosen texts, same batch and length, a bare torch loop), so
-``dpo_vs_sft`` says what DPO's second sequence and reference pass cost on top.
+``dpo_vs_sft`` says what DPO's second sequence and reference pass cost on top. A second
+reference, ``dpo_all_positions_step_s``: the same DPO run with TRL's fused LM head scoring
+every position, prompt included, as TRL does off Triton devices (adgen scores only the
+completion tokens: ``adgen.training.trl_run.compact_fused_lm_head``); ``compact_head_speedup``
+is the ratio, and ``compact_head_same_loss`` says whether both runs had the same loss.
 ``cycle_s`` is one whole ``run_cycle`` on a throwaway SQLite database (reward model,
 data, DPO, the candidate's rollout of variants). Step times are medians, the first
 (set-up) step left out. The DPO step is also timed for the base model of each other
@@ -46,6 +50,7 @@ from adgen.model.bases import BaseModels
 from adgen.model.versions import ModelRegistry, lineage_of
 from adgen.reward import RewardConfig, RewardModel
 from adgen.settings import Settings
+from adgen.training import trl_run
 from adgen.training.config import TrainConfig
 from adgen.training.cycle import run_cycle
 from adgen.training.online import guarded_reward, train_online
@@ -281,9 +286,18 @@ def main() -> None:
         examples = binary_examples(evidence, settings.pair_threshold)
 
         sft = sft_step_s(base, tokenizer, config, [p.chosen for p in pairs], steps)
-        dpo, adapter_mb = timed_trainer(
-            base, tokenizer, config, lambda m: train_dpo(m, tokenizer, pairs, config)
-        )
+        dpo_stats: list[Any] = []
+
+        def dpo_run(m: Any) -> Any:
+            dpo_stats.append(train_dpo(m, tokenizer, pairs, config))
+            return dpo_stats[-1]
+
+        dpo, adapter_mb = timed_trainer(base, tokenizer, config, dpo_run)
+        trl_run.SCORE_COMPLETIONS_ONLY = False
+        try:
+            dpo_all, _ = timed_trainer(base, tokenizer, config, dpo_run)
+        finally:
+            trl_run.SCORE_COMPLETIONS_ONLY = True
         kto_config = TrainConfig.from_settings(settings, trainer=Trainer.KTO)
         kto, _ = timed_trainer(
             base, tokenizer, kto_config, lambda m: train_kto(m, tokenizer, examples, kto_config)
@@ -325,6 +339,9 @@ def main() -> None:
         "rl_trainer": args.rl,
         "sft_step_s": round(sft, 3),
         "dpo_vs_sft": round(dpo / sft, 2),
+        "dpo_all_positions_step_s": round(dpo_all, 3),
+        "compact_head_speedup": round(dpo_all / dpo, 3),
+        "compact_head_same_loss": abs(dpo_stats[0].train_loss - dpo_stats[1].train_loss) < 1e-4,
         "dpo_by_base": by_base,
         "cycle_s": round(cycle["cycle_s"], 2),
         "cycle_train_s": cycle.get("train_seconds"),
@@ -354,6 +371,7 @@ def main() -> None:
         [
             ("plain LoRA causal-LM step (reference)", sft, 1.0),
             ("DPO", dpo, dpo / sft),
+            ("DPO, LM head on every position (TRL off Triton)", dpo_all, dpo_all / sft),
             ("KTO", kto, kto / sft),
             (
                 f"{args.rl.upper()} ({rl_config.num_generations} × "
