@@ -292,9 +292,11 @@ def main() -> None:
             dpo_stats.append(train_dpo(m, tokenizer, pairs, config))
             return dpo_stats[-1]
 
+        torch.manual_seed(args.seed)  # the same LoRA initialisation for both runs
         dpo, adapter_mb = timed_trainer(base, tokenizer, config, dpo_run)
         trl_run.SCORE_COMPLETIONS_ONLY = False
         try:
+            torch.manual_seed(args.seed)
             dpo_all, _ = timed_trainer(base, tokenizer, config, dpo_run)
         finally:
             trl_run.SCORE_COMPLETIONS_ONLY = True
