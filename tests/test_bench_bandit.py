@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run(script: str, timeout_s: float) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), "--quick", "--seed", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) > 1, "a table comes before the JSON line"
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+from bench_run import run_bench
 
 
 def test_bandit_regret_quick() -> None:
-    out = _run("bandit_regret.py", 120)
+    out = run_bench("bandit_regret.py", "--quick", "--seed", "3", timeout_s=120).result
     assert out["bench"] == "bandit_regret" and out["seeds"] >= 2 and out["horizon"] > 0
     assert [(r["K"], r["eps"]) for r in out["results"]] == [
         (10, 0.1), (10, 0.02), (100, 0.1), (100, 0.02), (10, 0.01)
@@ -38,7 +20,7 @@ def test_bandit_regret_quick() -> None:
 
 
 def test_allocate_quick() -> None:
-    out = _run("allocate.py", 180)
+    out = run_bench("allocate.py", "--quick", "--seed", "3", timeout_s=180).result
     assert out["bench"] == "allocate"
     assert [r["K"] for r in out["results"]] == [10, 100, 1000]
     for r in out["results"]:
@@ -50,7 +32,7 @@ def test_allocate_quick() -> None:
 
 
 def test_http_allocate_quick() -> None:
-    out = _run("http_allocate.py", 240)
+    out = run_bench("http_allocate.py", "--quick", "--seed", "3", timeout_s=240).result
     assert out["bench"] == "http_allocate"
     assert out["requests"] > 0 and out["errors"] == 0
     assert out["rps"] > 0 and out["bare_rps"] > 0

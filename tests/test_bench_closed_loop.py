@@ -3,42 +3,24 @@ recorded seed is read back, not run again."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_run import run_bench
 from closed_loop import Arm, protocol_of, record_seed, recorded_seeds, summary  # bench/
 
 from adgen.audience import AUDIENCES_DIR, load_audience
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
     audience = tmp_path / "mine.json"
     audience.write_text((AUDIENCES_DIR / "curious.json").read_text())
     record = tmp_path / "seeds.jsonl"
-    command = [
-        sys.executable,
-        str(ROOT / "bench" / "closed_loop.py"),
-        "--quick",
-        "--seed",
-        "5",
-        "--torch-threads",
-        "1",
-        "--audience",
-        str(audience),
-        "--record",
-        str(record),
-    ]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert "seed 5, no retraining, round 1" in proc.stdout, "the no-retraining arm ran"
-    assert len(lines) > 1, "tables come before the JSON line"
-    out = json.loads(lines[-1])
+    args = ("--quick", "--seed", "5", "--torch-threads", "1", "--audience", str(audience),
+            "--record", str(record))
+    run = run_bench("closed_loop.py", *args, timeout_s=900)
+    assert "seed 5, no retraining, round 1" in run.stdout, "the no-retraining arm ran"
+    out = run.result
     assert out["bench"] == "closed_loop" and out["audience"] == "mine" and out["seeds"] == [5]
     assert out["rounds"] == 1
     for key in ("lift", "no_retrain_lift", "rm_only_lift", "unseen_brief_lift"):
@@ -63,10 +45,9 @@ def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
     assert phases["evaluation"] > 0 and phases["traffic"] > 0
     assert out["seconds"] == pytest.approx(sum(phases.values()), abs=0.5)
 
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = run_bench("closed_loop.py", *args, timeout_s=300)
     assert "seeds [5] read back" in again.stdout and "round 1" not in again.stdout
-    assert json.loads(again.stdout.strip().splitlines()[-1]) == out
+    assert again.result == out
 
 
 def _arm(ctr: float) -> Arm:

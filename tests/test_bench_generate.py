@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from bench_run import run_bench
 
 
 def test_generate_quick() -> None:
     # The bundled model for both locales, so the run does not depend on what is installed.
-    env = {**os.environ, "ADGEN_BASE_MODEL_ZH": "smollm2-135m-instruct"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "generate.py"), "--quick", "--seed", "3"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) > 1, "a table comes before the JSON line"
-    out = json.loads(lines[-1])
+    env = {"ADGEN_BASE_MODEL_ZH": "smollm2-135m-instruct"}
+    out = run_bench("generate.py", "--quick", "--seed", "3", timeout_s=900, env=env).result
     assert out["bench"] == "generate" and out["seed"] == 3
     assert [r["locale"] for r in out["results"]] == ["en", "zh"]
     for r in out["results"]:

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
+from bench_run import run_bench
 
 
 def test_bench_ingest_quick_reports_one_json_line() -> None:
-    run = subprocess.run(
-        [sys.executable, "bench/ingest.py", "--quick", "--seed", "3"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    lines = run.stdout.strip().splitlines()
-    report = json.loads(lines[-1])
+    run = run_bench("ingest.py", "--quick", "--seed", "3", timeout_s=600)
+    report = run.result
     assert report["bench"] == "ingest" and report["events"] == 20_000 and report["seed"] == 3
     for key in ("full_path_eps", "naive_eps", "copy_eps"):
         assert report[key] > 0, key

@@ -3,29 +3,11 @@ JSON line (no speeds asserted)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run(script: str, timeout_s: float) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), "--quick", "--seed", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) > 1, "a table comes before the JSON line"
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+from bench_run import run_bench
 
 
 def test_ope_obd_quick() -> None:
-    out = _run("ope_obd.py", 120)
+    out = run_bench("ope_obd.py", "--quick", "--seed", "3", timeout_s=120).result
     assert out["bench"] == "ope_obd" and out["n_rounds"] == 10_000 and out["n_actions"] == 80
     assert set(out["relative_error"]) == {"ipw", "snipw", "dr"}
     # BTS's observed CTR in the vendored sample is 42 clicks in 10,000 rounds
@@ -36,7 +18,7 @@ def test_ope_obd_quick() -> None:
 
 
 def test_contextual_quick() -> None:
-    out = _run("contextual.py", 240)
+    out = run_bench("contextual.py", "--quick", "--seed", "3", timeout_s=240).result
     assert out["bench"] == "contextual" and out["seeds"] >= 2 and out["horizon"] > 0
     speed = out["speed"]
     assert speed["K"] == 10 and speed["cells"] == 20
@@ -51,7 +33,7 @@ def test_contextual_quick() -> None:
 
 
 def test_ope_sim_quick() -> None:
-    out = _run("ope_sim.py", 120)
+    out = run_bench("ope_sim.py", "--quick", "--seed", "3", timeout_s=120).result
     assert out["bench"] == "ope_sim" and out["seeds"] >= 2
     assert set(out["relative_error"]) == {"ipw", "snipw", "dr"}
     assert all(e >= 0 for e in out["relative_error"].values())

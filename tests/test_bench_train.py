@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from bench_run import run_bench
 
 pytestmark = pytest.mark.slow  # loads the real model and trains
-
-ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("dpo_step_s", "kto_step_s", "rl_step_s", "cycle_s", "peak_rss_mb", "adapter_mb")
 
 
 def test_bench_train_quick_prints_a_table_then_one_json_line() -> None:
-    proc = subprocess.run(
-        # English only: the Chinese base model's DPO step is a large download and slow
-        [sys.executable, "bench/train.py", "--quick", "--seed", "1", "--locales", "en"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    result = json.loads(lines[-1])
+    # English only: the Chinese base model's DPO step is a large download and slow
+    run = run_bench("train.py", "--quick", "--seed", "1", "--locales", "en", timeout_s=600)
+    result = run.result
     assert result["bench"] == "train" and result["quick"] is True and result["seed"] == 1
     assert all(result[k] > 0 for k in KEYS), result
     # scoring only the completion tokens changes the speed, not the loss
@@ -36,4 +21,4 @@ def test_bench_train_quick_prints_a_table_then_one_json_line() -> None:
     assert (result["pairs"], result["kto_examples"], result["steps"]) == (49, 14, 2)
     assert result["adapter_mb"] < 12  # LoRA r=8 on every linear layer: about 9.8 MB
     assert result["cycle_heldout_margin_before"] is not None
-    assert "training speed" in proc.stdout and "one full training cycle" in proc.stdout
+    assert "training speed" in run.stdout and "one full training cycle" in run.stdout

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_run import run_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 UPWORTHY_COLUMNS = ["clickability_test_id", "headline", "impressions", "clicks",
@@ -18,16 +16,10 @@ UPWORTHY_COLUMNS = ["clickability_test_id", "headline", "impressions", "clicks",
 
 
 def _run(script: str, *args: str) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), "--quick", "--seed", "3", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert "Upworthy Research Archive" in lines[0] and "CC BY 4.0" in lines[0]
-    assert len(lines) > 2, "a table comes before the JSON line"
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    run = run_bench(script, "--quick", "--seed", "3", *args, timeout_s=300)
+    assert "Upworthy Research Archive" in run.lines[0] and "CC BY 4.0" in run.lines[0]
+    assert len(run.lines) > 2, "a table comes before the JSON line"
+    return run.result
 
 
 def test_reward_upworthy_quick() -> None:
