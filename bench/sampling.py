@@ -1,11 +1,17 @@
-"""Sampling with the prompt computed once against once per sample, side by side.
+"""Sampling with the prompt computed once against once per sample, and rows stopped once
+their candidate is settled against run to the token limit, side by side.
 
 ``adgen.generator.sampling.sample_raw`` runs a brief's prompt through the model once and
 copies its key/value cache to the ``n`` rows of the batch (``prompt_cache``). The
 reference, measured in the same run and interleaved with it, is ``generate`` with
 ``num_return_sequences=n``, which runs the prompt ``n`` times. Both use the same seeds, so
 ``same_texts`` counts the samples the two paths wrote identically (the cache changes the
-order of floating-point sums, which can flip a rare token).
+order of floating-point sums, which can flip a rare token). The third path is the one
+adgen uses: the cache, and each row stopped once more tokens cannot change its candidate
+(``cleaning.settled``); ``same_candidates`` counts the samples whose cleaned candidate
+(``candidate_text``) is the same as the cached path's, which runs every row to the token
+limit, or over the brief's length limit on both paths (rejected as too long either way:
+a stopped row keeps less of a text that was never going to fit).
 
     python bench/sampling.py [--n 16] [--reps 3] [--locale en|zh] [--seed N]
                              [--torch-threads N] [--quick]
@@ -13,8 +19,9 @@ order of floating-point sums, which can flip a rare token).
 One untimed batch warms the model up first. On a machine other work loads, pass
 ``--torch-threads 1``: threads that wait on each other make both figures meaningless.
 
-JSON keys: ``n``, ``prompt_tokens``, ``new_tokens``, ``plain_s`` and ``cached_s`` (median
-seconds of one batch), ``speedup`` (plain over cached), ``same_texts``, ``samples``.
+JSON keys: ``n``, ``prompt_tokens``, ``new_tokens``, ``plain_s``, ``cached_s`` and
+``settled_s`` (median seconds of one batch), ``speedup`` (plain over cached),
+``stop_speedup`` (cached over settled), ``same_texts``, ``same_candidates``, ``samples``.
 """
 
 from __future__ import annotations
@@ -22,14 +29,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 from typing import Any
 
 import torch
 from _report import emit, table  # bench/_report.py, beside this script
 
 from adgen.generator import SamplingParams
+from adgen.generator.cleaning import candidate_text, settled
 from adgen.generator.prompts import build_prompt
 from adgen.generator.sampling import sample_raw
+from adgen.guardrails.text import length_in
 from adgen.loop import BRIEFS_EN, DEMO_BRIEFS, load_briefs, pin_torch_threads
 from adgen.model.versions import ModelRegistry
 from adgen.settings import Settings
@@ -80,25 +90,38 @@ def main() -> None:
         prompt.messages(), add_generation_prompt=True, return_tensors="pt", return_dict=True
     ).to(model.device)
     sample_raw(model, tokenizer, prompt, 2, 0, SamplingParams(max_new_tokens=2))  # warm-up
-    timings: dict[str, list[float]] = {"plain": [], "cached": []}
-    same = total = 0
+    timings: dict[str, list[float]] = {"plain": [], "cached": [], "settled": []}
+    same = same_candidates = total = 0
+
+    def timed(path: str, run: Any, *call: Any) -> Any:
+        began = time.perf_counter()
+        got = run(model, tokenizer, *call)
+        timings[path].append(time.perf_counter() - began)
+        return got
+
+    def candidates(raw: list[tuple[str, bool]]) -> list[str | None]:
+        """Each sample's candidate; None for one over the length limit."""
+        texts = [candidate_text(text, finished, brief) for text, finished in raw]
+        return [t if length_in(t, brief.length_unit or "chars") <= limit else None for t in texts]
+
+    stop_when, limit = partial(settled, brief=brief), brief.max_length or 0
     for rep in range(args.reps):
-        began = time.perf_counter()
         seed = args.seed + rep
-        plain = plain_sample(model, tokenizer, inputs, args.n, seed, params)
-        timings["plain"].append(time.perf_counter() - began)
-        began = time.perf_counter()
-        cached = [text for text, _ in sample_raw(model, tokenizer, prompt, args.n, seed, params)]
-        timings["cached"].append(time.perf_counter() - began)
-        same += sum(a == b for a, b in zip(plain, cached, strict=True))
+        plain = timed("plain", plain_sample, inputs, args.n, seed, params)
+        cached = timed("cached", sample_raw, prompt, args.n, seed, params)
+        stopped = timed("settled", sample_raw, prompt, args.n, seed, params, stop_when)
+        same += sum(a == b for a, (b, _) in zip(plain, cached, strict=True))
+        same_candidates += sum(
+            a == b for a, b in zip(candidates(cached), candidates(stopped), strict=True))
         total += args.n
-    plain_s, cached_s = (statistics.median(timings[k]) for k in ("plain", "cached"))
+    plain_s, cached_s, settled_s = (statistics.median(t) for t in timings.values())
     table(
         f"{args.n} samples of {params.max_new_tokens} new tokens, {args.reps} batches each "
         f"({inputs['input_ids'].shape[1]} prompt tokens, {torch.get_num_threads()} threads)",
         ["path", "median s per batch", "samples per s"],
         [("prompt once per sample", plain_s, args.n / plain_s),
-         ("prompt once, cache copied", cached_s, args.n / cached_s)],
+         ("prompt once, cache copied", cached_s, args.n / cached_s),
+         ("cache, settled rows stop", settled_s, args.n / settled_s)],
     )
     emit({
         "bench": "sampling",
@@ -108,8 +131,11 @@ def main() -> None:
         "new_tokens": params.max_new_tokens,
         "plain_s": round(plain_s, 3),
         "cached_s": round(cached_s, 3),
+        "settled_s": round(settled_s, 3),
         "speedup": round(plain_s / cached_s, 3),
+        "stop_speedup": round(cached_s / settled_s, 3),
         "same_texts": same,
+        "same_candidates": same_candidates,
         "samples": total,
     })
 

@@ -32,10 +32,10 @@ from adgen.errors import NotFoundError
 from adgen.generator import GenerationResult, LoopConfig, SamplingParams, sample_texts
 from adgen.generator.campaign import default_seed, generate_for_campaign
 from adgen.generator.candidates import attempt_seed
-from adgen.generator.cleaning import clean, fit_sentences
+from adgen.generator.cleaning import candidate_text, clean, fit_sentences, settled
 from adgen.generator.filters import generation_reasons
 from adgen.generator.prompts import build_prompt
-from adgen.generator.sampling import prompt_cache
+from adgen.generator.sampling import prompt_cache, sample_raw
 from adgen.guardrails import GuardrailConfig, builtin_terms, check
 from adgen.guardrails.text import cjk_share
 from adgen.model.loading import BUNDLED_NAME
@@ -81,6 +81,21 @@ def test_fit_sentences_keeps_whole_leading_sentences_within_the_limit() -> None:
     assert fit_sentences(no_end, 10, "chars") == no_end  # the guardrail rejects it as too long
     zh = "智能手表，防水。超长待机，陪你跑得更远更久！"
     assert fit_sentences(zh, 10, "chars") == "智能手表，防水。"
+
+
+def test_a_row_is_settled_once_more_tokens_cannot_change_its_candidate() -> None:
+    brief = EN.model_copy(update={"max_length": 30, "length_unit": "chars"})
+    assert not settled("", brief) and not settled("Headline:", brief)
+    assert not settled("Grip every rock", brief), "the line may go on"
+    assert not settled("Grip every rock\n", brief), "a blank line may still end the text"
+    assert settled("Grip every rock\nBrand: Stride", brief), "the picked line is complete"
+    assert not settled("Headline:\nGrip every", brief), "a label line is not the candidate"
+    # over the limit even cut at a word: only sentences already written can fit
+    assert settled("Grip every rock. Order now for weekend trail", brief)
+    assert not settled("Grip every rock. Order now for", brief), "a cut fragment still fits"
+    words = EN.model_copy(update={"max_length": 4, "length_unit": "words"})
+    assert not settled("Grip every rock with", words) and settled("Grip every rock with a b", words)
+    assert not settled("long " * 300, EN.model_copy(update={"max_length": None})), "no limit"
 
 
 def test_generation_filters() -> None:
@@ -177,6 +192,30 @@ def test_the_prompt_is_computed_once_and_its_cache_copied_to_every_row(
     assert torch.allclose(keys[0], one.layers[0].keys[0])
     with pytest.raises(ValueError, match="one prompt"):
         prompt_cache(base.model, inputs["input_ids"].repeat(2, 1), 3)
+
+
+def test_rows_stop_once_settled_and_the_others_are_unchanged(registry: ModelRegistry) -> None:
+    base = registry.bases.serving(BUNDLED_NAME)
+    brief, prompt, params = STRIDE, build_prompt(STRIDE), SamplingParams(max_new_tokens=40)
+    full = sample_raw(base.model, base.tokenizer, prompt, 8, 5, params)
+    seen: list[str] = []
+
+    def stop_when(text: str) -> bool:
+        seen.append(text)
+        return settled(text, brief)
+
+    early = sample_raw(base.model, base.tokenizer, prompt, 8, 5, params, stop_when)
+    assert seen, "the rule was asked after each token"
+    stopped = [i for i, ((a, _), (b, _)) in enumerate(zip(full, early, strict=True)) if a != b]
+    assert stopped, "SmolLM2 runs past its copy in some of 8 rows"
+    for i, ((text, ended), (cut, cut_ended)) in enumerate(zip(full, early, strict=True)):
+        if i not in stopped:  # or stopped at the token before its end
+            assert cut_ended == ended or settled(cut, brief)
+            continue
+        assert text.startswith(cut) and settled(cut, brief) and not cut_ended
+        got, want = candidate_text(cut, False, brief), candidate_text(text, ended, brief)
+        # the same candidate, or one too long to serve either way
+        assert got == want or min(len(got), len(want)) > (brief.max_length or 0), (got, want)
 
 
 def _assert_stored_honestly(

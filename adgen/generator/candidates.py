@@ -7,12 +7,13 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from adgen.brief import Brief
-from adgen.generator.cleaning import candidate_text
+from adgen.generator.cleaning import candidate_text, settled
 from adgen.generator.filters import generation_reasons
 from adgen.generator.prompts import build_prompt
 from adgen.generator.sampling import SamplingParams, sample_raw
@@ -144,13 +145,13 @@ def generate_variants(
     if n < 1:
         raise ValueError(f"n={n} must be at least 1")
     prompt = build_prompt(brief)
+    stop_when = partial(settled, brief=brief)
     result = GenerationResult(seed=seed)
     seen = list(existing)
     while len(result.accepted) < n and result.attempts < loop.max_attempts:
         sub_seed = attempt_seed(seed, result.attempts)
-        batch = sample_raw(
-            model, tokenizer, prompt, loop.batch_size(n - len(result.accepted)), sub_seed, params
-        )
+        size = loop.batch_size(n - len(result.accepted))
+        batch = sample_raw(model, tokenizer, prompt, size, sub_seed, params, stop_when)
         for raw, finished in batch:
             if len(result.accepted) >= n:
                 break

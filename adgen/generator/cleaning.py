@@ -5,7 +5,8 @@ bold and labels ("Headline:", "标题：", "Product:"); pick the first line with
 is not itself a label (ending with a colon); take the text inside wrapping quotes; when the
 model was cut off mid-sentence, cut the fragment at the last sentence end, else at the last
 word boundary; collapse whitespace. ``fit_sentences`` then keeps the leading sentences that
-fit the channel's limit. Emojis and hashtags are kept: they are part of copy.
+fit the channel's limit. Emojis and hashtags are kept: they are part of copy. ``settled``
+says when more tokens can no longer change the candidate.
 """
 
 from __future__ import annotations
@@ -93,6 +94,25 @@ def fit_sentences(text: str, max_length: int, unit: Literal["chars", "words"]) -
         if length_in(text[: m.end()], unit) <= max_length
     ]
     return fitting[-1].strip() if fitting else text
+
+
+def settled(raw: str, brief: Brief) -> bool:
+    """True once no continuation of the unfinished completion ``raw`` changes its candidate,
+    so that sampling can stop the row: the line ``clean`` picks is followed by a line with
+    text, or it is over the brief's limit even cut as a fragment (``fit_sentences`` then
+    keeps leading sentences already written, or nothing fits whatever comes next).
+    """
+    lines = raw.replace("\r", "\n").split("\n")
+    for index, line in enumerate(lines):
+        text = _strip_decorations(line)
+        if not text or text.endswith((":", "：")):
+            continue
+        if any(rest.strip() for rest in lines[index + 1 :]):
+            return True
+        break
+    if not brief.max_length:
+        return False
+    return length_in(clean(raw, finished=False), brief.length_unit or "chars") > brief.max_length
 
 
 def candidate_text(raw: str, finished: bool, brief: Brief) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from adgen.brief import Brief
-from adgen.generator.cleaning import candidate_text
+from adgen.generator.cleaning import candidate_text, settled
 from adgen.generator.prompts import Prompt, build_prompt
 from adgen.settings import Settings
 
@@ -37,14 +39,23 @@ class SamplingParams:
 
 
 def sample_raw(
-    model: Any, tokenizer: Any, prompt: Prompt, n: int, seed: int, params: SamplingParams
+    model: Any,
+    tokenizer: Any,
+    prompt: Prompt,
+    n: int,
+    seed: int,
+    params: SamplingParams,
+    stop_when: Callable[[str], bool] | None = None,
 ) -> list[tuple[str, bool]]:
-    """``n`` completions of ``prompt`` in one batch: (decoded text, finished before the limit).
+    """``n`` completions of ``prompt`` in one batch: (decoded text, ended by the model).
 
     The prompt is run through the model once and its key/value cache copied to the ``n``
     rows (``prompt_cache``), instead of ``num_return_sequences`` running it ``n`` times.
-    The global torch RNG is forked, so seeding here neither leaks out nor depends on what
-    ran before: the same seed, model and device give the same texts.
+    With ``stop_when``, a row stops as soon as ``stop_when(its text so far)`` is true, and is
+    returned as not ended (``cleaning.settled`` for a brief: more tokens would not change
+    its candidate). The global torch RNG is forked, so seeding here neither leaks out nor
+    depends on what ran before: the same seed, model and device give the same texts, and
+    rows that do not stop early the same texts as without ``stop_when``.
     """
     import torch  # here, so that importing adgen (the API, say) does not load torch
 
@@ -53,6 +64,16 @@ def sample_raw(
     inputs = tokenizer.apply_chat_template(
         prompt.messages(), add_generation_prompt=True, return_tensors="pt", return_dict=True
     ).to(model.device)
+    prompt_length = inputs["input_ids"].shape[1]
+    stops = _stop_ids(model, tokenizer)
+    early, criteria = None, None
+    if stop_when is not None:
+        from transformers import StoppingCriteriaList
+
+        from adgen.generator.stopping import SettledRows
+
+        early = SettledRows(tokenizer, prompt_length, stops, stop_when)
+        criteria = StoppingCriteriaList([early])
     devices = [model.device] if model.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.inference_mode():
         cache = prompt_cache(model, inputs["input_ids"], n)
@@ -66,12 +87,16 @@ def sample_raw(
             top_p=params.top_p,
             max_new_tokens=params.max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
+            stopping_criteria=criteria,
         )
-    completions = out[:, inputs["input_ids"].shape[1] :].tolist()
-    stops = _stop_ids(model, tokenizer)
+    completions = out[:, prompt_length:].tolist()
+    stopped = early.stopped if early is not None else set()
     return [
-        (tokenizer.decode(ids, skip_special_tokens=True), any(t in stops for t in ids))
-        for ids in completions
+        (
+            tokenizer.decode(ids, skip_special_tokens=True),
+            row not in stopped and any(t in stops for t in ids),
+        )
+        for row, ids in enumerate(completions)
     ]
 
 
@@ -106,5 +131,13 @@ def sample_texts(
     params: SamplingParams | None = None,
 ) -> list[str]:
     """``n`` cleaned candidate texts for ``brief`` (unchecked: run the guardrails on them)."""
-    raw = sample_raw(model, tokenizer, build_prompt(brief), n, seed, params or SamplingParams())
+    raw = sample_raw(
+        model,
+        tokenizer,
+        build_prompt(brief),
+        n,
+        seed,
+        params or SamplingParams(),
+        stop_when=partial(settled, brief=brief),
+    )
     return [candidate_text(text, finished, brief) for text, finished in raw]
