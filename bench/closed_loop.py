@@ -56,6 +56,7 @@ import argparse
 import json
 import math
 import statistics
+import subprocess
 import tempfile
 import time
 from collections import defaultdict
@@ -340,10 +341,23 @@ def recorded_seeds(path: Path | None, protocol: dict[str, Any]) -> dict[int, tup
     return out
 
 
+def code_version() -> str | None:
+    """``git describe --always --dirty`` of the code that ran; None outside a checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, check=True, timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
 def record_seed(path: Path, protocol: dict[str, Any], seed: int, arms: tuple[Arm, Arm]) -> None:
-    """Append one finished seed to ``path``."""
-    line = {"protocol": protocol, "seed": seed, "training": asdict(arms[0]),
-            "no_retraining": asdict(arms[1])}
+    """Append one finished seed to ``path``, with the version of the code that ran it (kept
+    for the reader: a record is reused whatever code wrote it)."""
+    line = {"protocol": protocol, "seed": seed, "code": code_version(),
+            "training": asdict(arms[0]), "no_retraining": asdict(arms[1])}
     with path.open("a") as f:
         f.write(json.dumps(line) + "\n")
 

@@ -3,6 +3,8 @@ recorded seed is read back, not run again."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,8 @@ def test_a_record_is_reused_only_under_its_own_protocol(tmp_path: Path) -> None:
     record_seed(path, protocol | {"rounds": 2}, 1, (_arm(0.9), _arm(0.9)))
     got = recorded_seeds(path, protocol)
     assert list(got) == [0] and got[0][0].realized_ctr == [0.05]
+    code = json.loads(path.read_text().splitlines()[0])["code"]
+    assert code is None or re.fullmatch(r"[\w.-]+", code), code
     assert got[0][1] == _arm(0.03)
 
     with path.open("a") as f:
