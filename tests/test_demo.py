@@ -88,7 +88,7 @@ def test_short_demo_round_table_matches_the_database(settings: Settings) -> None
         assert 0 <= r.served_ctr <= 1 and 0 < r.generated_true_ctr < 1 and r.regret >= 0
         assert set(r.serving) == {"en", "zh"}
     # the trainer's job ran once per round for the English lineage only, and said what it did:
-    # round 1 trained a candidate; round 2 gated it, and trained nothing while it waited
+    # round 1 trained a candidate; round 2 gated it, and trained no new one while it waited
     assert [run.status for run in runs][:1] == ["succeeded"] and len(runs) == 2
     assert runs[1].status in {"succeeded", "skipped"}
     assert all(run.reason for run in runs if run.status == "skipped")

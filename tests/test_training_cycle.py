@@ -19,7 +19,13 @@ from adgen.errors import ModelError
 from adgen.model.bases import BaseModels
 from adgen.model.versions import ModelRegistry, ensure_base_version, promote
 from adgen.settings import Settings, get_settings
-from adgen.training.cycle import LOCKED, POLICY_OFF, CycleResult, run_cycle
+from adgen.training.cycle import (
+    LOCKED,
+    POLICY_OFF,
+    CycleResult,
+    run_cycle,
+    waiting_reason,
+)
 from adgen.training.evidence import campaign_evidence, lineage_campaigns
 from adgen.training.logprobs import pair_margins
 from adgen.training.pairs import live_pairs, split_heldout
@@ -219,19 +225,31 @@ def test_kto_cycle_raises_the_held_out_margin(
     )
 
 
-def test_with_policy_training_off_the_serving_version_writes_ranked_variants_and_no_version(
+@pytest.mark.parametrize("why", ["policy_off", "candidate_waiting"])
+def test_without_a_new_candidate_the_serving_version_writes_ranked_variants(
+    why: str,
     pg_sessions: sessionmaker[Session],
     train_settings: Settings,
     registry: ModelRegistry,
 ) -> None:
+    """Policy training off, or a candidate still before the gate: the cycle trains nothing
+    and the serving version refreshes the campaigns with its reward-ranked best."""
     cid = _seed_winners_and_losers(pg_sessions)
-    settings = train_settings.model_copy(update={"train_policy": False, "rollout_best_of": 3})
+    settings = train_settings.model_copy(
+        update={"train_policy": why != "policy_off", "rollout_best_of": 3}
+    )
+    waiting_id = None
+    if why == "candidate_waiting":
+        with pg_sessions.begin() as session:
+            base = ensure_base_version(session, BASE)
+            waiting_id = seed.version(session, BASE, "candidate", parent_id=base.id).id
     result = run_cycle(settings, pg_sessions, registry, progress=False)
+    reason = POLICY_OFF if waiting_id is None else waiting_reason(waiting_id)
     assert result.status == "succeeded" and result.candidate_version_id is None
-    assert result.reason == POLICY_OFF
+    assert result.reason == reason
     assert "train_seconds" not in result.metrics and "rollout_s" in result.metrics
     with pg_sessions() as session:
-        versions = list(session.scalars(sa.select(ModelVersion)))
+        versions = list(session.scalars(sa.select(ModelVersion).order_by(ModelVersion.id)))
         written = list(
             session.scalars(
                 sa.select(Variant).where(
@@ -241,13 +259,20 @@ def test_with_policy_training_off_the_serving_version_writes_ranked_variants_and
         )
         run = _runs(session)[0]
     # no new version: the base, still active, wrote the variants, ranked by the reward model
-    assert [v.status for v in versions] == ["active"] and versions[0].parent_id is None
+    assert versions[0].status == "active" and versions[0].parent_id is None
+    assert [v.id for v in versions[1:]] == ([] if waiting_id is None else [waiting_id])
+    assert all(v.status == "candidate" for v in versions[1:])  # the waiting one, untouched
     served = [v for v in written if v.status == "active"]
     assert [v.id for v in served] == result.variant_ids and len(served) == 1
     assert all(v.campaign_id == cid for v in written) and len(written) >= 2
     assert all(v.reward_score <= served[0].reward_score for v in written)  # type: ignore[operator]
     assert run.status == "succeeded" and run.candidate_version_id is None
-    assert run.reason == POLICY_OFF and run.reward_model_id is not None
+    assert run.reason == reason and run.reward_model_id is not None
+
+    # the same evidence again: nothing new to learn from, so no second refresh
+    again = run_cycle(settings, pg_sessions, registry, progress=False)
+    assert again.status == "skipped" and again.reason is not None
+    assert "no events since the last successful run" in again.reason
 
 
 def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(

@@ -3,14 +3,16 @@
 1. Take the trainer lock (PostgreSQL advisory lock / a lock file on SQLite); when another
    run holds it, record a ``skipped`` run and train nothing.
 2. Train the reward model (the reward engineer's ``train_and_store``) and load the active one.
-3. Check there is something to learn: an active campaign of the lineage, no candidate still
-   before the gate, events since the last successful run's data window, and at least
-   ``min_pairs`` preference pairs. Otherwise the run is ``skipped`` with the reason.
+3. Check there is something to learn: an active campaign of the lineage, events since the
+   last successful run's data window, and at least ``min_pairs`` preference pairs.
+   Otherwise the run is ``skipped`` with the reason.
 4. Build the data (live pairs, reward-model-ranked samples, KTO examples, held-out pairs),
    train a LoRA adapter over the active (parent) version, save only the adapter files.
-   With ``train_policy`` off (``ADGEN_TRAIN_POLICY=false``) step 4 trains nothing: the
-   serving version writes the rollout's variants itself (best-of-N by the reward model)
-   and no version is made.
+   Step 4 trains nothing, and no version is made, when a candidate of the lineage is still
+   before the gate (one candidate at a time: the gate compares it with the serving
+   version) or ``train_policy`` is off (``ADGEN_TRAIN_POLICY=false``). The serving version
+   then writes the rollout's variants itself (best-of-N by the reward model), so the
+   lineage's campaigns keep getting fresh, reward-ranked copy while a candidate waits.
 5. Store the adapter as an artifact (sha256, in the database), let the candidate write
    variants for the lineage's active campaigns (rollout, outside any transaction), then in
    one short transaction: the ``candidate`` version row referencing its artifact, its
@@ -68,6 +70,14 @@ logger = logging.getLogger(__name__)
 
 LOCKED = "another training run holds the trainer lock; this one trains nothing"
 POLICY_OFF = "policy training off: the serving version wrote the new variants"
+
+
+def waiting_reason(candidate_id: int) -> str:
+    """Why a cycle refreshed instead of training: a candidate is still before the gate."""
+    return (
+        f"candidate v{candidate_id} is still before the gate: no new candidate until it is "
+        "decided; the serving version wrote the new variants"
+    )
 
 
 @dataclass
@@ -142,6 +152,7 @@ class _Cycle:
         self.start = start
         self.fields: dict[str, Any] = {}
         self.metrics: dict[str, Any] = {}
+        self.reason: str | None = None  # why the serving version wrote variants instead
         self.work_dir = settings.models_dir / f".run{run_id}"
 
     def run(self) -> CycleResult:
@@ -160,7 +171,7 @@ class _Cycle:
             self.run_id,
             RunStatus.SUCCEEDED,
             self.base,
-            reason=None if candidate_id is not None else POLICY_OFF,
+            reason=self.reason,
             candidate_version_id=candidate_id,
             variant_ids=variant_ids,
             metrics=self.metrics,
@@ -169,7 +180,7 @@ class _Cycle:
         logger.info(
             "training cycle for %s: %s with %d variants in %.1f s",
             self.base,
-            f"candidate v{candidate_id}" if candidate_id is not None else POLICY_OFF,
+            f"candidate v{candidate_id}" if candidate_id is not None else self.reason,
             len(variant_ids),
             result.duration_s,
         )
@@ -225,8 +236,11 @@ class _Cycle:
             self.fields["parent_version_id"] = parent.id
         with transaction(self.sessions) as session:
             briefs, data = self._gather(session)
+            waiting = open_candidates(session, self.base)
         if not self.settings.train_policy:
-            return None, self._refresh(parent, reward_model)
+            return None, self._refresh(parent, reward_model, POLICY_OFF)
+        if waiting:
+            return None, self._refresh(parent, reward_model, waiting_reason(waiting[0].id))
         with self.sessions() as session:
             parent_adapter = self.registry.adapter_folder(parent, session)
         use_rm = reward_model is not None and self.settings.rm_samples > 0
@@ -284,12 +298,6 @@ class _Cycle:
 
     def _gather(self, session: Session) -> tuple[list[tuple[int, Brief]], TrainingData]:
         """The active campaigns' briefs and the training data, or InsufficientEvidence."""
-        waiting = open_candidates(session, self.base)
-        if waiting:
-            raise InsufficientEvidence(
-                f"candidate v{waiting[0].id} of {self.base} is still before the gate; "
-                "a new candidate waits for its decision"
-            )
         campaigns = lineage_campaigns(session, self.settings, self.base)
         active = [c for c in campaigns if c.status == CampaignStatus.ACTIVE]
         if not active:
@@ -357,9 +365,10 @@ class _Cycle:
             version.metrics = dict(self.metrics)
         return version.id, variant_ids
 
-    def _refresh(self, serving: ModelVersion, reward_model: Any) -> list[int]:
-        """Policy training off: the serving version writes the rollout's variants (best-of-N
-        by the reward model) for its active campaigns; no version is made."""
+    def _refresh(self, serving: ModelVersion, reward_model: Any, reason: str) -> list[int]:
+        """No candidate this cycle (``reason``): the serving version writes the rollout's
+        variants (best-of-N by the reward model) for its active campaigns."""
+        self.reason = reason
         began = time.perf_counter()
         drafts = self._write(serving, reward_model)
         with transaction(self.sessions) as session:
@@ -394,15 +403,14 @@ class _Cycle:
         variant_ids = store_rollout(session, version_id, drafts, self.settings.rollout_variants)
         self._timed("rollout", began)
         self.metrics["rollout_variants"] = len(variant_ids)
-        trained = self.settings.train_policy
         finish_run(
             session,
             self.run_id,
             RunStatus.SUCCEEDED,
             self._elapsed(),
-            reason=None if trained else POLICY_OFF,
+            reason=self.reason,
             metrics=self.metrics,
-            candidate_version_id=version_id if trained else None,
+            candidate_version_id=None if self.reason else version_id,
             **self.fields,
         )
         return variant_ids
