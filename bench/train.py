@@ -9,7 +9,10 @@ step (causal-LM loss on the chosen texts, same batch and length, a bare torch lo
 reference, ``dpo_all_positions_step_s``: the same DPO run with TRL's fused LM head scoring
 every position, prompt included, as TRL does off Triton devices (adgen scores only the
 completion tokens: ``adgen.training.trl_run.compact_fused_lm_head``); ``compact_head_speedup``
-is the ratio, and ``compact_head_same_loss`` says whether both runs had the same loss.
+is the ratio, and ``compact_head_same_loss`` says whether both runs had the same loss. A
+third, ``dpo_prompt_twice_step_s``: the same DPO run with each pair's prompt run for both
+rows, as TRL does (adgen runs it once: ``adgen.training.shared_prompt``);
+``shared_prompt_speedup`` and ``shared_prompt_same_loss`` likewise.
 ``cycle_s`` is one whole ``run_cycle`` on a throwaway SQLite database (reward model,
 data, DPO, the candidate's rollout of variants). Step times are medians, the first
 (set-up) step left out. The DPO step is also timed for the base model of each other
@@ -29,8 +32,11 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -50,7 +56,7 @@ from adgen.model.bases import BaseModels
 from adgen.model.versions import ModelRegistry, lineage_of
 from adgen.reward import RewardConfig, RewardModel
 from adgen.settings import Settings
-from adgen.training import trl_run
+from adgen.training import preference, trl_run
 from adgen.training.config import TrainConfig
 from adgen.training.cycle import run_cycle
 from adgen.training.online import guarded_reward, train_online
@@ -169,6 +175,16 @@ def sft_step_s(
             optimizer.zero_grad()
             durations.append(time.perf_counter() - start)
     return statistics.median(durations[1:] or durations)
+
+
+@contextmanager
+def switched_off(module: ModuleType, flag: str) -> Iterator[None]:
+    """``module.flag`` False within the block (a reference run), True again after it."""
+    setattr(module, flag, False)
+    try:
+        yield
+    finally:
+        setattr(module, flag, True)
 
 
 def timed_trainer(base: Any, tokenizer: Any, config: TrainConfig, run: Any) -> tuple[float, float]:
@@ -292,14 +308,15 @@ def main() -> None:
             dpo_stats.append(train_dpo(m, tokenizer, pairs, config))
             return dpo_stats[-1]
 
-        torch.manual_seed(args.seed)  # the same LoRA initialisation for both runs
+        torch.manual_seed(args.seed)  # the same LoRA initialisation for every DPO run
         dpo, adapter_mb = timed_trainer(base, tokenizer, config, dpo_run)
-        trl_run.SCORE_COMPLETIONS_ONLY = False
-        try:
+        with switched_off(trl_run, "SCORE_COMPLETIONS_ONLY"):
             torch.manual_seed(args.seed)
             dpo_all, _ = timed_trainer(base, tokenizer, config, dpo_run)
-        finally:
-            trl_run.SCORE_COMPLETIONS_ONLY = True
+        with switched_off(preference, "SHARE_PROMPTS"):
+            torch.manual_seed(args.seed)
+            dpo_twice, _ = timed_trainer(base, tokenizer, config, dpo_run)
+        losses = [s.train_loss for s in dpo_stats]
         kto_config = TrainConfig.from_settings(settings, trainer=Trainer.KTO)
         kto, _ = timed_trainer(
             base, tokenizer, kto_config, lambda m: train_kto(m, tokenizer, examples, kto_config)
@@ -343,7 +360,10 @@ def main() -> None:
         "dpo_vs_sft": round(dpo / sft, 2),
         "dpo_all_positions_step_s": round(dpo_all, 3),
         "compact_head_speedup": round(dpo_all / dpo, 3),
-        "compact_head_same_loss": abs(dpo_stats[0].train_loss - dpo_stats[1].train_loss) < 1e-4,
+        "compact_head_same_loss": abs(losses[0] - losses[1]) < 1e-4,
+        "dpo_prompt_twice_step_s": round(dpo_twice, 3),
+        "shared_prompt_speedup": round(dpo_twice / dpo, 3),
+        "shared_prompt_same_loss": abs(losses[0] - losses[2]) < 1e-4,
         "dpo_by_base": by_base,
         "cycle_s": round(cycle["cycle_s"], 2),
         "cycle_train_s": cycle.get("train_seconds"),
@@ -374,6 +394,7 @@ def main() -> None:
             ("plain LoRA causal-LM step (reference)", sft, 1.0),
             ("DPO", dpo, dpo / sft),
             ("DPO, LM head on every position (TRL off Triton)", dpo_all, dpo_all / sft),
+            ("DPO, each pair's prompt run twice (TRL)", dpo_twice, dpo_twice / sft),
             ("KTO", kto, kto / sft),
             (
                 f"{args.rl.upper()} ({rl_config.num_generations} × "

@@ -17,6 +17,8 @@ def test_bench_train_quick_prints_a_table_then_one_json_line() -> None:
     assert all(result[k] > 0 for k in KEYS), result
     # scoring only the completion tokens changes the speed, not the loss
     assert result["dpo_all_positions_step_s"] > 0 and result["compact_head_same_loss"] is True
+    # so does running each pair's prompt once
+    assert result["dpo_prompt_twice_step_s"] > 0 and result["shared_prompt_same_loss"] is True
     # 7 winners x 7 losers, every one a clear preference; one KTO example per variant
     assert (result["pairs"], result["kto_examples"], result["steps"]) == (49, 14, 2)
     assert result["adapter_mb"] < 12  # LoRA r=8 on every linear layer: about 9.8 MB

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from adgen.errors import InsufficientEvidence
 from adgen.training.config import TrainConfig
 from adgen.training.pairs import BinaryExample, PreferencePair, dpo_rows, kto_rows
+from adgen.training.shared_prompt import shared_prompt_forward
 from adgen.training.trl_run import TrainStats, common_args, run_trainer
 from adgen.vocabulary import Trainer
 
 logger = logging.getLogger(__name__)
+
+#: DPO runs each pair's prompt once (``shared_prompt``); ``bench/train.py`` turns it off
+#: for its reference figure.
+SHARE_PROMPTS = True
 
 
 def train_dpo(
@@ -103,4 +109,6 @@ def _run_offline(
             callbacks=callbacks,
         )
 
-    return run_trainer(build)
+    share = trainer is Trainer.DPO and SHARE_PROMPTS
+    with shared_prompt_forward(model) if share else nullcontext():
+        return run_trainer(build)
