@@ -145,6 +145,18 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
                 )
             )
         )
+        # beside the candidate, the serving version wrote its own reward-ranked best
+        serving_new = list(
+            session.scalars(
+                sa.select(Variant).where(
+                    Variant.model_version_id == candidate.parent_id,
+                    Variant.reward_score.is_not(None),
+                    Variant.status == "active",
+                )
+            )
+        )
+    assert len(serving_new) == m["serving_variants"] == train_settings.rollout_variants
+    assert not {v.text for v in serving_new} & {v.text for v in written}
     assert candidate.status == "candidate" and candidate.base_model == BASE
     assert candidate.parent_id is not None and candidate.data_window_end is not None
     assert candidate.hyperparams["trainer"] == "dpo" and candidate.hyperparams["lora_r"] == 8
@@ -273,6 +285,17 @@ def test_without_a_new_candidate_the_serving_version_writes_ranked_variants(
     again = run_cycle(settings, pg_sessions, registry, progress=False)
     assert again.status == "skipped" and again.reason is not None
     assert "no events since the last successful run" in again.reason
+
+    # new evidence: the same version writes again, with the new run's seed, so new texts
+    # (the same seed would draw the same texts, all refused as near-duplicates)
+    with pg_sessions.begin() as session:
+        seed.arms(session, cid, [("Acme: run 5K faster, free returns", 300, 30)])
+    third = run_cycle(settings, pg_sessions, registry, progress=False)
+    assert third.status == "succeeded" and third.reason == reason
+    assert len(third.variant_ids) == 1 and third.variant_ids != result.variant_ids
+    with pg_sessions() as session:
+        texts = [session.get_one(Variant, i).text for i in third.variant_ids]
+    assert not set(texts) & {v.text for v in written}
 
 
 def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(

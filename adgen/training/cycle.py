@@ -13,11 +13,17 @@
    version) or ``train_policy`` is off (``ADGEN_TRAIN_POLICY=false``). The serving version
    then writes the rollout's variants itself (best-of-N by the reward model), so the
    lineage's campaigns keep getting fresh, reward-ranked copy while a candidate waits.
-5. Store the adapter as an artifact (sha256, in the database), let the candidate write
-   variants for the lineage's active campaigns (rollout, outside any transaction), then in
-   one short transaction: the ``candidate`` version row referencing its artifact, its
-   variants and the run's ``succeeded`` record. A failure anywhere records the run
-   ``failed`` with its error and re-raises.
+5. Store the adapter as an artifact (sha256, in the database), let the candidate and the
+   serving version each write variants for the lineage's active campaigns (rollout,
+   outside any transaction), then in one short transaction: the ``candidate`` version row
+   referencing its artifact, both sets of variants and the run's ``succeeded`` record. The
+   serving version's fresh best keep the campaigns improving by selection while the
+   candidate is tried, and the gate compares the candidate with them. A failure anywhere
+   records the run ``failed`` with its error and re-raises.
+
+Every run samples with its own seed (``cycle_seed``: the training seed and the run id), so
+a version writing again does not draw the texts it wrote last time (which the
+near-duplicate guardrail would refuse).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,6 +77,11 @@ logger = logging.getLogger(__name__)
 
 LOCKED = "another training run holds the trainer lock; this one trains nothing"
 POLICY_OFF = "policy training off: the serving version wrote the new variants"
+
+
+def cycle_seed(seed: int, run_id: int) -> int:
+    """The sampling seed of run ``run_id``: reproducible, and different for every run."""
+    return int(np.random.SeedSequence([seed, run_id]).generate_state(1)[0])
 
 
 def waiting_reason(candidate_id: int) -> str:
@@ -154,6 +166,7 @@ class _Cycle:
         self.metrics: dict[str, Any] = {}
         self.reason: str | None = None  # why the serving version wrote variants instead
         self.work_dir = settings.models_dir / f".run{run_id}"
+        self.sample_seed = cycle_seed(config.seed, run_id)
 
     def run(self) -> CycleResult:
         """All steps; the run is recorded whatever happens."""
@@ -261,7 +274,7 @@ class _Cycle:
                     config_from_settings(self.settings),
                     self.settings.rm_samples,
                     self.settings.rm_pairs_k,
-                    self.config.seed,
+                    self.sample_seed,
                     SamplingParams.from_settings(self.settings),
                     progress=self.progress,
                 )
@@ -338,8 +351,9 @@ class _Cycle:
             )
 
     def _publish(self, parent: ModelVersion, reward_model: Any) -> tuple[int, list[int]]:
-        """Store the adapter, let the candidate write its variants (no transaction open),
-        then the candidate row, its variants and the run record in one short transaction."""
+        """Store the adapter, let the candidate and the serving version write their variants
+        (no transaction open), then the candidate row, both sets of variants and the run
+        record in one short transaction; returns the candidate's id and served variants."""
         began = time.perf_counter()
         with self.sessions() as session:
             store = self.registry.store_for(session)
@@ -358,9 +372,12 @@ class _Cycle:
             raise ModelError(
                 "the new candidate wrote no variant that passed the guardrails; it is discarded"
             )
+        fresh = self._write(parent, reward_model)
         with transaction(self.sessions) as session:
             session.add(version)
             session.flush()
+            served = store_rollout(session, parent.id, fresh, self.settings.rollout_variants)
+            self.metrics["serving_variants"] = len(served)
             variant_ids = self._store(session, version.id, drafts, began)
             version.metrics = dict(self.metrics)
         return version.id, variant_ids
@@ -391,7 +408,7 @@ class _Cycle:
                 campaigns,
                 self.settings.rollout_variants,
                 self.settings.rollout_best_of,
-                self.config.seed,
+                self.sample_seed,
                 with_reward_model=reward_model is not None,
             )
         return write_rollout(self.registry, jobs, reward_model)
