@@ -5,8 +5,9 @@ SQLite, the embedded broker, the bundled model, simulated traffic through Kafka,
 trainer's scheduled job each round) on the same traffic seeds and the same training briefs
 (the first ``--train-briefs`` of ``adgen/data/briefs_en.json``):
 
-- with training: the production loop (reward model, DPO, rollout, the gate with its
-  production settings: an undecided candidate keeps serving its capped share);
+- with training: the production loop (reward model, DPO, the candidate's rollout beside
+  the serving version's best-of-N, the gate with its production settings: an undecided
+  candidate keeps serving its capped share, and cycles meanwhile only refresh);
 - no retraining: the same loop with ``train_policy`` off (``ADGEN_TRAIN_POLICY=false``):
   each cycle still fits the reward model and lets the base version write best-of-N
   variants ranked by it, but no DPO update and no new version.
