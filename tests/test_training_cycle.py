@@ -286,16 +286,29 @@ def test_without_a_new_candidate_the_serving_version_writes_ranked_variants(
     assert again.status == "skipped" and again.reason is not None
     assert "no events since the last successful run" in again.reason
 
-    # new evidence: the same version writes again, with the new run's seed, so new texts
-    # (the same seed would draw the same texts, all refused as near-duplicates)
+    # new evidence: the same version writes again, from draws of its own (the run's seed),
+    # not by re-drawing the last run's samples and keeping what they had left over
     with pg_sessions.begin() as session:
         seed.arms(session, cid, [("Acme: run 5K faster, free returns", 300, 30)])
     third = run_cycle(settings, pg_sessions, registry, progress=False)
     assert third.status == "succeeded" and third.reason == reason
     assert len(third.variant_ids) == 1 and third.variant_ids != result.variant_ids
     with pg_sessions() as session:
-        texts = [session.get_one(Variant, i).text for i in third.variant_ids]
-    assert not set(texts) & {v.text for v in written}
+        rewritten = list(
+            session.scalars(
+                sa.select(Variant).where(
+                    Variant.model_version_id == versions[0].id,
+                    Variant.reward_score.is_not(None),
+                    Variant.id.not_in([v.id for v in written]),
+                )
+            )
+        )
+
+    def draws(variants: list[Variant]) -> set[int]:
+        return {v.guardrail_report["generation"]["seed"] for v in variants}
+
+    assert rewritten and not {v.text for v in rewritten} & {v.text for v in written}
+    assert not draws(rewritten) & draws(written)
 
 
 def test_too_little_evidence_trains_nothing_and_a_failure_is_recorded(

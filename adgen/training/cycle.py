@@ -22,8 +22,8 @@
    records the run ``failed`` with its error and re-raises.
 
 Every run samples with its own seed (``cycle_seed``: the training seed and the run id), so
-a version writing again does not draw the texts it wrote last time (which the
-near-duplicate guardrail would refuse).
+a version writing again does not re-draw its last run's samples (whose kept texts the
+near-duplicate guardrail would refuse, leaving only what that run had left over).
 """
 
 from __future__ import annotations
