@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import tempfile
@@ -67,18 +66,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _measure import Samples, finite, mean_ci, mean_of, over, sample_model, true_ctr
 from _report import emit, table  # bench/_report.py, beside this script
-from scipy import stats as sps
 from sqlalchemy import select
 
 from adgen.audience import Audience, load_audience
 from adgen.brief import Brief
 from adgen.db.models import ArmStats, GateDecision, ModelVersion, Variant
-from adgen.generator import SamplingParams, sample_texts
-from adgen.guardrails import check
 from adgen.loop import BRIEFS_EN, ClosedLoop, DemoConfig, load_briefs
 from adgen.model.versions import active_version
-from adgen.reward.model import RewardModel
 from adgen.reward.training import load_active
 from adgen.settings import Settings
 from adgen.vocabulary import Decision, VersionStatus
@@ -102,19 +98,6 @@ CLAIMS = {
 
 
 @dataclass
-class Samples:
-    """A version's samples per brief: the texts that passed the guardrails, of ``n`` each."""
-
-    accepted: list[list[str]]
-    n: int
-
-    @property
-    def acceptance(self) -> float:
-        """Share of the sampled texts that passed the guardrails."""
-        return sum(map(len, self.accepted)) / (self.n * len(self.accepted))
-
-
-@dataclass
 class Arm:
     """One arm of one seed: realized CTR per round, the measured versions, phase seconds."""
 
@@ -129,37 +112,12 @@ class Arm:
 def sample(
     loop: ClosedLoop, version: ModelVersion, briefs: Sequence[Brief], n: int, seed: int
 ) -> Samples:
-    """``n`` texts of ``version`` per brief (seed ``seed + i`` for brief i), kept when they
-    pass the guardrails."""
+    """``n`` texts of ``version`` per brief (``sample_model``)."""
     loaded = loop.registry.load(version)
-    params = SamplingParams.from_settings(loop.settings)
-    guard = loop.registry.guardrails
-    accepted = []
     with loaded.activated() as model:
-        for i, brief in enumerate(briefs):
-            texts = sample_texts(model, loaded.tokenizer, brief, n, seed + i, params)
-            accepted.append([t for t in texts if t and check(t, brief, [], guard).passed])
-    return Samples(accepted, n)
-
-
-def true_ctr(
-    audience: Audience,
-    samples: Samples,
-    briefs: Sequence[Brief],
-    settings: Settings,
-    reward_model: RewardModel | None = None,
-) -> float:
-    """Mean over briefs of the true CTR of the accepted samples, or with ``reward_model`` of
-    the best-scored share of them a rollout keeps (``rollout_variants`` of
-    ``rollout_best_of``). NaN when no brief has an accepted sample."""
-    values = []
-    for texts, brief in zip(samples.accepted, briefs, strict=True):
-        if reward_model is not None and texts:
-            keep = max(1, len(texts) * settings.rollout_variants // settings.rollout_best_of)
-            texts = [texts[j] for j in reward_model.rank(texts, brief)[:keep]]
-        if texts:
-            values.append(mean_of([audience.true_ctr(t, brief.brand, brief.locale) for t in texts]))
-    return mean_of(values)
+        return sample_model(
+            model, loaded.tokenizer, briefs, n, seed, loop.settings, loop.registry.guardrails
+        )
 
 
 def served_ctrs(loop: ClosedLoop, version_id: int) -> dict[int, list[float]]:
@@ -208,11 +166,6 @@ def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
             }
         )
     return out, undecided
-
-
-def mean_of(values: Sequence[float]) -> float:
-    """The mean, NaN for no values."""
-    return float(np.mean(values)) if values else math.nan
 
 
 def measure(
@@ -387,10 +340,6 @@ def run_seeds(
 def lifts(trained: Arm, fixed: Arm) -> dict[str, float]:
     """One seed's lifts (see the module docstring); NaN where a figure is missing."""
     m, base = trained.measured, trained.measured["base_true_ctr"]
-
-    def over(x: float, ref: float) -> float:
-        return x / ref - 1 if ref > 0 else math.nan
-
     return {
         "lift": over(m["final_served_true_ctr"], base),
         "policy_lift": over(m["final_true_ctr"], base),
@@ -406,18 +355,6 @@ def lifts(trained: Arm, fixed: Arm) -> dict[str, float]:
         "last_round_realized_lift": over(trained.realized_ctr[-1], fixed.realized_ctr[-1]),
         "lift_over_rm_only": over(m["final_served_true_ctr"], m["rm_only_true_ctr"]),
     }
-
-
-def mean_ci(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
-    """Mean and 95% t-interval over seeds (no interval from one seed); NaNs left out."""
-    xs = [v for v in values if not math.isnan(v)]
-    if not xs:
-        return None, None
-    mean = statistics.fmean(xs)
-    if len(xs) < 2:
-        return mean, None
-    half = float(sps.t.ppf(0.975, len(xs) - 1)) * statistics.stdev(xs) / math.sqrt(len(xs))
-    return mean, [mean - half, mean + half]
 
 
 def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
@@ -465,17 +402,6 @@ def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
         for s, p, (t, f) in zip(seeds, per_seed, arms, strict=True)
     ]
     return out
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every NaN float, however nested, replaced by None (valid JSON)."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
 
 
 def parse_args() -> argparse.Namespace:
