@@ -60,6 +60,8 @@ from adgen.training.runner import TrainingData, fit
 #: Seed offsets of the three draws of a seed: the arms' texts, the reward-model pairs'
 #: samples and the evaluation samples (the base and every adapter share the last).
 ARMS_SEED, PAIRS_SEED, EVAL_SEED = 0, 10_000, 20_000
+#: The settings that shape a cycle's pairs, reported with the trainer's (``ADGEN_*`` vary them).
+PAIR_SETTINGS = ("pair_threshold", "rm_samples", "rm_pairs_k", "reward_embeddings")
 
 
 @dataclass
@@ -280,7 +282,11 @@ def main() -> None:
             run_seed(model, tokenizer, briefs, audience, settings, args, seed)
             for seed in args.seeds
         ]
-    report(args, audience, summary(args, per_seed), time.perf_counter() - began)
+        trainer = TrainConfig.from_settings(settings).as_dict()
+        trainer |= {k: getattr(settings, k) for k in PAIR_SETTINGS}
+    out = {"trainer": {k: v for k, v in trainer.items() if k not in ("steps", "seed")}}
+    out |= summary(args, per_seed)
+    report(args, audience, out, time.perf_counter() - began)
 
 
 if __name__ == "__main__":

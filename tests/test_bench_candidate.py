@@ -15,6 +15,7 @@ def test_candidate_quick_trains_and_measures_against_its_base() -> None:
     assert "seed 0, 2 steps: trained in" in run.stdout
     out = run.result
     assert out["bench"] == "candidate" and out["seeds"] == [0] and out["steps"] == [2]
+    assert out["trainer"]["trainer"] == "dpo" and out["trainer"]["rm_samples"] == 8
     (seed,) = out["per_seed"]
     assert seed["arms"] >= 2 and seed["pairs_live"] + seed["pairs_reward_model"] > 0
     assert 0 < seed["base"]["acceptance"] <= 1
