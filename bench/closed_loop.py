@@ -423,7 +423,7 @@ def parse_args() -> argparse.Namespace:
         "--train-steps",
         type=int,
         default=None,
-        help="DPO steps per cycle (default 20, half the trainer's)",
+        help="DPO steps per cycle (default: the trainer's own, ADGEN_TRAIN_STEPS; 2 quick)",
     )
     parser.add_argument(
         "--torch-threads",
@@ -445,7 +445,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.impressions, args.samples, args.train_briefs = 1, 1_500, 8, 2
-    args.train_steps = args.train_steps or (2 if args.quick else 20)
+    args.train_steps = args.train_steps or (2 if args.quick else Settings().train_steps)
     args.seeds = [args.seed] if args.seed is not None else [int(s) for s in args.seeds.split(",")]
     return args
 

@@ -114,7 +114,11 @@ class _Watch:
             self.problems.append(f"console error: {msg.text}")
 
     def _failed(self, request: Request) -> None:
-        self.problems.append(f"request failed: {request.url} {request.failure}")
+        # net::ERR_ABORTED is the browser cancelling a request in flight when the page
+        # navigates on (a stylesheet still loading on a busy machine): not the app failing.
+        # Errors the server answers are caught by _response, refused or cut connections here.
+        if request.failure != "net::ERR_ABORTED":
+            self.problems.append(f"request failed: {request.url} {request.failure}")
 
     def _response(self, response: Response) -> None:
         if response.status >= 400:
