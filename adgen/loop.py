@@ -124,6 +124,8 @@ class RoundReport:
     serving: dict[str, int]
     generated_true_ctr: float
     served_ctr: float
+    expected_ctr: float
+    """The served variants' true CTR per impression: ``served_ctr`` without the click draws."""
     impressions: int
     clicks: int
     regret: float
@@ -293,6 +295,7 @@ class ClosedLoop:
             serving=serving,
             generated_true_ctr=self.true_ctr_of_versions(list(serving.values())),
             served_ctr=traffic.ctr,
+            expected_ctr=traffic.expected_ctr,
             impressions=traffic.impressions,
             clicks=traffic.clicks,
             regret=traffic.regret,

@@ -44,6 +44,11 @@ class TrafficResult:
         return self.clicks / self.impressions if self.impressions else 0.0
 
     @property
+    def expected_ctr(self) -> float:
+        """True CTR of the variants served, per impression: ``ctr`` without the click draws."""
+        return self.expected_clicks / self.impressions if self.impressions else 0.0
+
+    @property
     def regret(self) -> float:
         """Expected clicks lost against always serving each campaign's best variant."""
         return self.best_expected_clicks - self.expected_clicks

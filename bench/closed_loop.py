@@ -27,6 +27,9 @@ are over the base model's plain samples of the same seed:
 - ``unseen_brief_lift``: ``lift`` on the ``--heldout`` last briefs, never trained on;
 - ``realized_lift``: realized CTR over all rounds, training arm over no-retraining arm;
 - ``last_round_realized_lift``: the same in the last round only;
+- ``last_round_expected_lift``: the same with each served variant's true CTR in place of
+  its clicks (``expected_ctr_by_round``): what the allocation earned, without the noise of
+  the click draws;
 - ``lift_over_rm_only``: the final version as served over the base model's samples with the
   same reward-model selection (what the weight updates add to selection alone).
 
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import tempfile
@@ -88,6 +92,7 @@ LIFTS = (
     "unseen_brief_lift",
     "realized_lift",
     "last_round_realized_lift",
+    "last_round_expected_lift",
     "lift_over_rm_only",
 )
 #: What the loop must show to claim it learns, each by the low end of an interval over seeds.
@@ -107,6 +112,8 @@ class Arm:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     undecided: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    expected_ctr: list[float] = field(default_factory=list)
+    """The served variants' true CTR per round (no click draws; empty in older records)."""
 
 
 def sample(
@@ -265,7 +272,8 @@ def run_arm(
             decisions, undecided = gate_record(loop)
             seconds["evaluation"] = time.perf_counter() - began
             realized = [r.served_ctr for r in loop.rounds]
-    return Arm(realized, measured, versions, decisions, undecided, dict(seconds))
+            expected = [r.expected_ctr for r in loop.rounds]
+    return Arm(realized, measured, versions, decisions, undecided, dict(seconds), expected)
 
 
 #: What must match for a recorded seed to be reused: the arguments that change its figures.
@@ -353,6 +361,11 @@ def lifts(trained: Arm, fixed: Arm) -> dict[str, float]:
             float(np.mean(trained.realized_ctr)), float(np.mean(fixed.realized_ctr))
         ),
         "last_round_realized_lift": over(trained.realized_ctr[-1], fixed.realized_ctr[-1]),
+        "last_round_expected_lift": (
+            over(trained.expected_ctr[-1], fixed.expected_ctr[-1])
+            if trained.expected_ctr and fixed.expected_ctr
+            else math.nan
+        ),
         "lift_over_rm_only": over(m["final_served_true_ctr"], m["rm_only_true_ctr"]),
     }
 
@@ -370,6 +383,13 @@ def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
     out["realized_ctr_by_round"] = {
         "training": np.mean([t.realized_ctr for t, _ in arms], axis=0).tolist(),
         "no_retraining": np.mean([f.realized_ctr for _, f in arms], axis=0).tolist(),
+    }
+    every = all(a.expected_ctr for pair in arms for a in pair)  # older records lack it
+    out["expected_ctr_by_round"] = {
+        "training": np.mean([t.expected_ctr for t, _ in arms], axis=0).tolist() if every else [],
+        "no_retraining": (
+            np.mean([f.expected_ctr for _, f in arms], axis=0).tolist() if every else []
+        ),
     }
     out["acceptance_by_version"] = [
         {"seed": s, **v} for s, (t, _) in zip(seeds, arms, strict=True) for v in t.versions
@@ -469,15 +489,24 @@ def report(
         ["claim", "figure", "holds"],
         [(claim, key, out["claims"][claim]) for claim, key in CLAIMS.items()],
     )
-    realized = out["realized_ctr_by_round"]
+    realized, expected = out["realized_ctr_by_round"], out["expected_ctr_by_round"]
+    rounds = len(realized["training"])
     table(
-        "realized CTR of the served traffic per round (mean over seeds)",
-        ["round", "with training", "no retraining"],
+        "CTR of the served traffic per round, realized and expected (true CTR of the variants "
+        "served), mean over seeds",
+        ["round", "realized, training", "no retraining", "expected, training", "no retraining"],
         [
-            (i + 1, a, b)
-            for i, (a, b) in enumerate(
-                zip(realized["training"], realized["no_retraining"], strict=True)
+            (
+                i + 1,
+                realized["training"][i],
+                realized["no_retraining"][i],
+                *(
+                    (expected["training"][i], expected["no_retraining"][i])
+                    if expected["training"]
+                    else (None, None)
+                ),
             )
+            for i in range(rounds)
         ],
     )
     table(

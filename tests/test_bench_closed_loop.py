@@ -35,6 +35,12 @@ def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
     realized = out["realized_ctr_by_round"]
     assert len(realized["training"]) == len(realized["no_retraining"]) == 1
     assert all(0 < x < 1 for x in realized["training"] + realized["no_retraining"])
+    expected = out["expected_ctr_by_round"]
+    assert len(expected["training"]) == len(expected["no_retraining"]) == 1
+    assert all(0 < x < 1 for x in expected["training"] + expected["no_retraining"])
+    assert out["last_round_expected_lift"] == pytest.approx(
+        expected["training"][0] / expected["no_retraining"][0] - 1
+    )
     versions = out["acceptance_by_version"]
     assert versions and all(0 <= v["acceptance"] <= 1 and v["seed"] == 5 for v in versions)
     assert sum(v["final"] for v in versions) == 1

@@ -86,7 +86,11 @@ def test_short_demo_round_table_matches_the_database(settings: Settings) -> None
     assert sum(r.clicks for r in rounds) == sum(c for _, c in stats.values())
     for r in rounds:
         assert 0 <= r.served_ctr <= 1 and 0 < r.generated_true_ctr < 1 and r.regret >= 0
+        assert 0 < r.expected_ctr < 1
         assert set(r.serving) == {"en", "zh"}
+    # the expected CTR is the served variants' true CTR, weighted by their impressions
+    expected = sum(n * loop.simulator.true_ctr(v) for v, (n, _) in served.items())
+    assert sum(r.expected_ctr * r.impressions for r in rounds) == pytest.approx(expected)
     # the trainer's job ran once per round for the English lineage only, and said what it did:
     # round 1 trained a candidate; round 2 gated it, and trained no new one while it waited
     assert [run.status for run in runs][:1] == ["succeeded"] and len(runs) == 2
@@ -167,7 +171,7 @@ def test_the_loop_decides_each_candidate_on_traffic_one_round_surely_gives_it() 
 def _report(number: int, **extra: object) -> RoundReport:
     figures: dict[str, Any] = dict(
         round=number, serving={"en": 1, "zh": 2}, generated_true_ctr=0.031,
-        served_ctr=0.029, impressions=20_000, clicks=580, regret=12.5,
+        served_ctr=0.029, expected_ctr=0.03, impressions=20_000, clicks=580, regret=12.5,
     )
     return RoundReport(**{**figures, **extra})
 
