@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adgen.allocator import Allocator
@@ -34,7 +34,7 @@ from adgen.db.models import Campaign, GateDecision, ModelVersion, Variant
 from adgen.model.versions import active_version, lineage_of
 from adgen.settings import Settings
 from adgen.simulation import TrafficResult, TrafficSimulator
-from adgen.vocabulary import Decision, VariantStatus
+from adgen.vocabulary import Decision, VariantStatus, VersionStatus
 
 if TYPE_CHECKING:
     from adgen.training.scheduler import JobReport
@@ -116,6 +116,26 @@ def round_phases(traffic: TrafficResult, job: JobReport) -> dict[str, float]:
     return {k: round(v, 2) for k, v in phases.items()}
 
 
+#: Who served a round's traffic: a candidate version's variants, the variants the last
+#: training job wrote for the serving version (new to the bandit), and the older ones.
+SERVED_GROUPS = ("candidate", "fresh", "proven")
+
+
+def served_groups(
+    served: dict[int, list[int]], group_of: dict[int, str], true_ctr: Callable[[int], float]
+) -> dict[str, list[float]]:
+    """Impressions and true CTR per impression of each group (``SERVED_GROUPS``) in a
+    round's traffic; ``served`` maps variant → [impressions, clicks], ``group_of`` variant →
+    group. A group that served nothing is left out."""
+    out: dict[str, list[float]] = {}
+    for group in SERVED_GROUPS:
+        counts = [(n, true_ctr(v)) for v, (n, _) in served.items() if group_of[v] == group]
+        impressions = sum(n for n, _ in counts)
+        if impressions:
+            out[group] = [impressions, sum(n * p for n, p in counts) / impressions]
+    return out
+
+
 @dataclass
 class RoundReport:
     """One round: who served, how good its texts truly are, what the traffic earned."""
@@ -141,6 +161,8 @@ class RoundReport:
     """One line per failed cycle or gate step: what failed and why."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds by phase (``round_phases``)."""
+    groups: dict[str, list[float]] = field(default_factory=dict)
+    """Group → [impressions, true CTR per impression] of the traffic (``served_groups``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-able figures."""
@@ -190,6 +212,8 @@ class ClosedLoop:
         self.rounds: list[RoundReport] = []
         self.served: dict[int, list[int]] = {}
         self.campaign_ids: list[int] = []
+        self._fresh_after = 0
+        """Variants with a larger id were written by the last training job (or the setup)."""
 
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> ClosedLoop:
@@ -281,7 +305,12 @@ class ClosedLoop:
         if self._ingest_error is not None:
             raise self._ingest_error
         self._accumulate(traffic)
+        groups = served_groups(
+            traffic.served, self._group_of(traffic.served), self.simulator.true_ctr
+        )
+        written_before = self._last_variant_id()
         report = self.job()
+        self._fresh_after = written_before
         promoted = [v for v, d in report.decisions if d == Decision.PROMOTE]
         rolled_back = [v for v, d in report.decisions if d == Decision.ROLLBACK]
         candidates = [c.candidate_version_id for c in report.cycles if c.candidate_version_id]
@@ -308,6 +337,7 @@ class ClosedLoop:
             failed_cycles=report.failed_cycles,
             failures=list(report.errors),
             seconds=round_phases(traffic, report),
+            groups=groups,
         )
         self.rounds.append(result)
         return result
@@ -346,6 +376,27 @@ class ClosedLoop:
             total = self.served.setdefault(vid, [0, 0])
             total[0] += impressions
             total[1] += clicks
+
+    def _group_of(self, variant_ids: Iterable[int]) -> dict[int, str]:
+        """Each variant's group (``SERVED_GROUPS``) during the round now ending."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Variant.id, ModelVersion.status)
+                .outerjoin(ModelVersion, ModelVersion.id == Variant.model_version_id)
+                .where(Variant.id.in_(list(variant_ids)))
+            ).all()
+        return {
+            vid: "candidate"
+            if status == VersionStatus.CANDIDATE
+            else "fresh"
+            if vid > self._fresh_after
+            else "proven"
+            for vid, status in rows
+        }
+
+    def _last_variant_id(self) -> int:
+        with self.sessions() as s:
+            return int(s.scalar(select(func.max(Variant.id))) or 0)
 
     def _serving(self) -> dict[str, int]:
         """The active version of each lineage that has campaigns here."""

@@ -4,10 +4,12 @@ averaged over seeds with a 95% interval."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,25 @@ from adgen.generator import SamplingParams, sample_texts
 from adgen.guardrails import GuardrailConfig, check
 from adgen.reward.model import RewardModel
 from adgen.settings import Settings
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line both benchmarks start from: ``--audience``, ``--seeds`` and
+    ``--torch-threads``, with ``doc`` (the script's docstring) as its description."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--audience", type=Path, default=None, help="audience JSON (default: shipped)"
+    )
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (ADGEN_TORCH_THREADS; 1 on a machine others load)",
+    )
+    return parser
 
 
 @dataclass

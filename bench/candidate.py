@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _measure import Samples, finite, mean_ci, over, sample_model, true_ctr
+from _measure import Samples, bench_parser, finite, mean_ci, over, sample_model, true_ctr
 from _report import emit, table  # bench/_report.py, beside this script
 
 from adgen.audience import Audience, load_audience
@@ -62,6 +62,18 @@ from adgen.training.runner import TrainingData, fit
 ARMS_SEED, PAIRS_SEED, EVAL_SEED = 0, 10_000, 20_000
 #: The settings that shape a cycle's pairs, reported with the trainer's (``ADGEN_*`` vary them).
 PAIR_SETTINGS = ("pair_threshold", "rm_samples", "rm_pairs_k", "reward_embeddings")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every seed runs with: the base model, the briefs, the audience and the settings."""
+
+    model: Any
+    tokenizer: Any
+    briefs: Sequence[Brief]
+    audience: Audience
+    settings: Settings
+    args: argparse.Namespace
 
 
 @dataclass
@@ -89,23 +101,18 @@ class Measured:
         )
 
 
-def first_round(
-    model: Any,
-    tokenizer: Any,
-    briefs: Sequence[Brief],
-    audience: Audience,
-    settings: Settings,
-    args: argparse.Namespace,
-    seed: int,
-) -> list[CampaignEvidence]:
+def first_round(bench: Bench, seed: int) -> list[CampaignEvidence]:
     """Per brief, up to ``--arms`` distinct accepted base texts with simulated impressions
     and clicks drawn from the audience's true CTR."""
     rng = np.random.default_rng(seed)
-    guard = config_from_settings(settings)
-    params = SamplingParams.from_settings(settings)
+    guard = config_from_settings(bench.settings)
+    params = SamplingParams.from_settings(bench.settings)
+    args, audience = bench.args, bench.audience
     evidence, next_id = [], 1
-    for i, brief in enumerate(briefs):
-        texts = sample_texts(model, tokenizer, brief, 3 * args.arms, seed + ARMS_SEED + i, params)
+    for i, brief in enumerate(bench.briefs):
+        texts = sample_texts(
+            bench.model, bench.tokenizer, brief, 3 * args.arms, seed + ARMS_SEED + i, params
+        )
         kept = [t for t in dict.fromkeys(texts) if t and check(t, brief, [], guard).passed]
         arms = []
         for text in kept[: args.arms]:
@@ -134,19 +141,18 @@ def fit_reward_model(
     )
 
 
-def run_seed(
-    model: Any,
-    tokenizer: Any,
-    briefs: Sequence[Brief],
-    audience: Audience,
-    settings: Settings,
-    args: argparse.Namespace,
-    seed: int,
-) -> dict[str, Any]:
+def run_seed(bench: Bench, seed: int) -> dict[str, Any]:
     """One seed: the base and one adapter per steps value, measured."""
-    settings = settings.model_copy(update={"train_seed": seed})
+    model, tokenizer, briefs, audience, args = (
+        bench.model,
+        bench.tokenizer,
+        bench.briefs,
+        bench.audience,
+        bench.args,
+    )
+    settings = bench.settings.model_copy(update={"train_seed": seed})
     guard = config_from_settings(settings)
-    evidence = first_round(model, tokenizer, briefs, audience, settings, args, seed)
+    evidence = first_round(bench, seed)
     reward_model = fit_reward_model(evidence, briefs, settings)
     campaigns = [(i + 1, b) for i, b in enumerate(briefs)]
     pairs: list[PreferencePair] = live_pairs(evidence, settings.pair_threshold)
@@ -217,24 +223,12 @@ def summary(args: argparse.Namespace, per_seed: list[dict[str, Any]]) -> dict[st
 
 def parse_args() -> argparse.Namespace:
     """The command line (``--quick``: 1 seed, 2 briefs, 6 arms, 8 samples, 2 steps)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--audience", type=Path, default=None, help="audience JSON (default: shipped)"
-    )
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser = bench_parser(__doc__)
     parser.add_argument("--steps", default="10,20", help="comma-separated optimizer steps")
     parser.add_argument("--briefs", type=int, default=3, help="first English briefs trained on")
     parser.add_argument("--arms", type=int, default=12, help="first-round variants per brief")
     parser.add_argument("--impressions", type=int, default=600, help="mean per first-round arm")
     parser.add_argument("--samples", type=int, default=24, help="evaluation samples per brief")
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=None,
-        help="CPU threads for torch (1 on a machine others load)",
-    )
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
     args = parser.parse_args()
     if args.quick:
@@ -278,10 +272,8 @@ def main() -> None:
         if args.quick:
             settings = settings.model_copy(update={"rm_samples": 8, "reward_embeddings": "none"})
         model, tokenizer = BaseModels(settings).training(lineage_of(settings, "en"))
-        per_seed = [
-            run_seed(model, tokenizer, briefs, audience, settings, args, seed)
-            for seed in args.seeds
-        ]
+        bench = Bench(model, tokenizer, briefs, audience, settings, args)
+        per_seed = [run_seed(bench, seed) for seed in args.seeds]
         trainer = TrainConfig.from_settings(settings).as_dict()
         trainer |= {k: getattr(settings, k) for k in PAIR_SETTINGS}
     out = {"trainer": {k: v for k, v in trainer.items() if k not in ("steps", "seed")}}

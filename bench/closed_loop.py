@@ -70,14 +70,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _measure import Samples, finite, mean_ci, mean_of, over, sample_model, true_ctr
+from _measure import Samples, bench_parser, finite, mean_ci, mean_of, over, sample_model, true_ctr
 from _report import emit, table  # bench/_report.py, beside this script
 from sqlalchemy import select
 
 from adgen.audience import Audience, load_audience
 from adgen.brief import Brief
 from adgen.db.models import ArmStats, GateDecision, ModelVersion, Variant
-from adgen.loop import BRIEFS_EN, ClosedLoop, DemoConfig, load_briefs
+from adgen.loop import BRIEFS_EN, SERVED_GROUPS, ClosedLoop, DemoConfig, load_briefs
 from adgen.model.versions import active_version
 from adgen.reward.training import load_active
 from adgen.settings import Settings
@@ -114,6 +114,9 @@ class Arm:
     seconds: dict[str, float] = field(default_factory=dict)
     expected_ctr: list[float] = field(default_factory=list)
     """The served variants' true CTR per round (no click draws; empty in older records)."""
+    groups: list[dict[str, list[float]]] = field(default_factory=list)
+    """Per round, group → [impressions, true CTR] (``adgen.loop.served_groups``; empty in
+    older records)."""
 
 
 def sample(
@@ -273,7 +276,8 @@ def run_arm(
             seconds["evaluation"] = time.perf_counter() - began
             realized = [r.served_ctr for r in loop.rounds]
             expected = [r.expected_ctr for r in loop.rounds]
-    return Arm(realized, measured, versions, decisions, undecided, dict(seconds), expected)
+            groups = [r.groups for r in loop.rounds]
+    return Arm(realized, measured, versions, decisions, undecided, dict(seconds), expected, groups)
 
 
 #: What must match for a recorded seed to be reused: the arguments that change its figures.
@@ -307,8 +311,12 @@ def code_version() -> str | None:
     """``git describe --always --dirty`` of the code that ran; None outside a checkout."""
     try:
         done = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, check=True, timeout=30,
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -318,8 +326,13 @@ def code_version() -> str | None:
 def record_seed(path: Path, protocol: dict[str, Any], seed: int, arms: tuple[Arm, Arm]) -> None:
     """Append one finished seed to ``path``, with the version of the code that ran it (kept
     for the reader: a record is reused whatever code wrote it)."""
-    line = {"protocol": protocol, "seed": seed, "code": code_version(),
-            "training": asdict(arms[0]), "no_retraining": asdict(arms[1])}
+    line = {
+        "protocol": protocol,
+        "seed": seed,
+        "code": code_version(),
+        "training": asdict(arms[0]),
+        "no_retraining": asdict(arms[1]),
+    }
     with path.open("a") as f:
         f.write(json.dumps(line) + "\n")
 
@@ -370,6 +383,29 @@ def lifts(trained: Arm, fixed: Arm) -> dict[str, float]:
     }
 
 
+def group_figures(arms: Sequence[Arm]) -> list[dict[str, dict[str, float | None]]]:
+    """Per round, each group's share of the traffic and its true CTR per impression, means
+    over the seeds (a seed where the group served nothing counts as share 0 and no CTR);
+    empty when any record lacks the groups."""
+    if not arms or not all(a.groups for a in arms):
+        return []
+    out = []
+    for rnd in zip(*(a.groups for a in arms), strict=True):
+        figures: dict[str, dict[str, float | None]] = {}
+        for group in SERVED_GROUPS:
+            shares = [
+                g[group][0] / sum(n for n, _ in g.values()) if group in g else 0.0 for g in rnd
+            ]
+            ctrs = [g[group][1] for g in rnd if group in g]
+            if any(shares):
+                figures[group] = {
+                    "share": statistics.fmean(shares),
+                    "expected_ctr": statistics.fmean(ctrs) if ctrs else None,
+                }
+        out.append(figures)
+    return out
+
+
 def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
     """The JSON figures over all seeds."""
     per_seed = [lifts(t, f) for t, f in arms]
@@ -390,6 +426,10 @@ def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
         "no_retraining": (
             np.mean([f.expected_ctr for _, f in arms], axis=0).tolist() if every else []
         ),
+    }
+    out["served_groups_by_round"] = {
+        "training": group_figures([t for t, _ in arms]),
+        "no_retraining": group_figures([f for _, f in arms]),
     }
     out["acceptance_by_version"] = [
         {"seed": s, **v} for s, (t, _) in zip(seeds, arms, strict=True) for v in t.versions
@@ -426,14 +466,8 @@ def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
 
 def parse_args() -> argparse.Namespace:
     """The command line (``--quick``: 1 round, little traffic, 2 training briefs, 8 samples)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--audience", type=Path, default=None, help="audience JSON (default: shipped)"
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--seed", type=int, default=None, help="one seed (overrides --seeds)")
     parser.add_argument("--impressions", type=int, default=100_000, help="per round")
     parser.add_argument("--samples", type=int, default=48, help="evaluation samples per brief")
@@ -444,12 +478,6 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=None,
         help="DPO steps per cycle (default: the trainer's own, ADGEN_TRAIN_STEPS; 2 quick)",
-    )
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=None,
-        help="CPU threads for torch (ADGEN_TORCH_THREADS; 1 on a machine others load)",
     )
     parser.add_argument(
         "--record",
@@ -507,6 +535,17 @@ def report(
                 ),
             )
             for i in range(rounds)
+        ],
+    )
+    table(
+        "who served each round: a candidate's variants, the serving version's new ones (written "
+        "by the last cycle) and its older ones; share of the traffic and true CTR, mean over seeds",
+        ["round", "arm", "group", "share", "true CTR"],
+        [
+            (i + 1, arm, group, g["share"], g["expected_ctr"])
+            for arm, per_round in out["served_groups_by_round"].items()
+            for i, groups in enumerate(per_round)
+            for group, g in groups.items()
         ],
     )
     table(

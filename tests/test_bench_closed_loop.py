@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 from bench_run import run_bench
-from closed_loop import Arm, protocol_of, record_seed, recorded_seeds, summary  # bench/
+from closed_loop import (  # bench/
+    Arm,
+    group_figures,
+    protocol_of,
+    record_seed,
+    recorded_seeds,
+    summary,
+)
 
 from adgen.audience import AUDIENCES_DIR, load_audience
 
@@ -113,3 +120,13 @@ def test_a_claim_holds_only_when_its_interval_clears_zero() -> None:
     assert out["claims"] == {
         "last_round_beats_no_retraining": False, "final_beats_rm_selection_alone": False
     }
+
+
+def test_group_figures_average_shares_over_seeds_and_skip_older_records() -> None:
+    one = Arm([0.03], {}, groups=[{"proven": [900, 0.04], "candidate": [100, 0.03]}])
+    two = Arm([0.03], {}, groups=[{"proven": [1000, 0.05]}])
+    figures = group_figures([one, two])
+    assert figures[0]["candidate"] == {"share": pytest.approx(0.05), "expected_ctr": 0.03}
+    assert figures[0]["proven"] == {"share": pytest.approx(0.95), "expected_ctr": 0.045}
+    assert "fresh" not in figures[0], "a group no seed served is left out"
+    assert group_figures([one, Arm([0.03], {})]) == [], "an older record has no groups"

@@ -33,6 +33,7 @@ from adgen.loop import (
     load_briefs,
     one_round_gate_max,
     round_phases,
+    served_groups,
 )
 from adgen.settings import Settings
 from adgen.simulation import TrafficResult
@@ -91,6 +92,14 @@ def test_short_demo_round_table_matches_the_database(settings: Settings) -> None
     # the expected CTR is the served variants' true CTR, weighted by their impressions
     expected = sum(n * loop.simulator.true_ctr(v) for v, (n, _) in served.items())
     assert sum(r.expected_ctr * r.impressions for r in rounds) == pytest.approx(expected)
+    # who served: the setup's variants are all new in round 1; round 1's job rolled out a
+    # candidate, whose variants serve in round 2 beside the serving version's fresh ones
+    for r in rounds:
+        assert sum(n for n, _ in r.groups.values()) == r.impressions
+        earned = sum(n * p for n, p in r.groups.values())
+        assert earned == pytest.approx(r.expected_ctr * r.impressions)
+    assert set(rounds[0].groups) == {"fresh"}
+    assert "candidate" in rounds[1].groups and "proven" in rounds[1].groups
     # the trainer's job ran once per round for the English lineage only, and said what it did:
     # round 1 trained a candidate; round 2 gated it, and trained no new one while it waited
     assert [run.status for run in runs][:1] == ["succeeded"] and len(runs) == 2
@@ -148,6 +157,16 @@ def test_round_phases_split_the_job_into_gate_and_cycle_phases() -> None:
     skipped = JobReport(started_at=datetime.now(UTC), seconds=0.5)
     assert round_phases(traffic, skipped)["gate"] == 0.5
     assert round_phases(traffic, skipped)["dpo"] == 0.0
+
+
+def test_served_groups_weigh_each_variant_by_its_impressions() -> None:
+    served = {1: [300, 9], 2: [100, 2], 3: [50, 0], 4: [0, 0]}
+    group_of = {1: "proven", 2: "proven", 3: "candidate", 4: "fresh"}
+    true = {1: 0.04, 2: 0.02, 3: 0.05, 4: 0.9}
+    groups = served_groups(served, group_of, true.__getitem__)
+    assert groups == {"candidate": [50, 0.05], "proven": [400, pytest.approx(0.035)]}
+    with pytest.raises(KeyError):  # a served variant of no known group is a bug, not a zero
+        served_groups({9: [1, 0]}, group_of, true.__getitem__)
 
 
 @pytest.mark.parametrize("bad", [{"rounds": 0}, {"impressions_per_round": 0}, {"batch_size": -1}])
