@@ -39,8 +39,9 @@ alone, each only when the low end of its 95% interval over seeds is above zero (
 from one seed).
 
 Every lift comes as the mean over seeds and a 95% t-interval (``*_ci``). The simulator
-knows each candidate's true CTR (the mean over its served variants, against the incumbent's
-on the same campaigns), so every gate decision is checked: ``gate_errors`` counts
+knows each candidate's true CTR (the mean over its served variants, against that of the
+incumbent's texts the gate compared it with: those written in the same cycle), so every
+gate decision is checked: ``gate_errors`` counts
 promotions of truly worse and rollbacks of truly better candidates, and the impressions
 each decision took.
 
@@ -130,13 +131,19 @@ def sample(
         )
 
 
-def served_ctrs(loop: ClosedLoop, version_id: int) -> dict[int, list[float]]:
-    """campaign -> the true CTR of each of ``version_id``'s variants that was served there."""
+def served_ctrs(
+    loop: ClosedLoop, version_id: int, rollout_of: int | None = None
+) -> dict[int, list[float]]:
+    """campaign -> the true CTR of each of ``version_id``'s variants that was served there
+    (only those written beside candidate ``rollout_of``'s rollout, when given)."""
+    where = [Variant.model_version_id == version_id, ArmStats.impressions > 0]
+    if rollout_of is not None:
+        where.append(Variant.rollout_of == rollout_of)
     with loop.sessions() as s:
         rows = s.execute(
             select(Variant.text, Variant.campaign_id)
             .join(ArmStats, ArmStats.variant_id == Variant.id)
-            .where(Variant.model_version_id == version_id, ArmStats.impressions > 0)
+            .where(*where)
         ).all()
     briefs = dict(zip(loop.campaign_ids, loop.briefs, strict=True))
     out: dict[int, list[float]] = defaultdict(list)
@@ -147,7 +154,9 @@ def served_ctrs(loop: ClosedLoop, version_id: int) -> dict[int, list[float]]:
 
 def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
     """Each gate decision beside the truth (mean true CTR of the candidate's served variants
-    and of the incumbent's on the same campaigns), and the candidates left undecided."""
+    and of the incumbent's on the same campaigns, those the gate compared it with: the ones
+    written beside the candidate when its basis was ``incumbent_rollout``), and the
+    candidates left undecided."""
     with loop.sessions() as s:
         rows = s.scalars(
             select(GateDecision)
@@ -159,7 +168,8 @@ def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
     out = []
     for r in rows:
         cand = served_ctrs(loop, r.candidate_version_id)
-        inc = served_ctrs(loop, r.incumbent_version_id) if r.incumbent_version_id else {}
+        beside = r.candidate_version_id if r.details.get("basis") == "incumbent_rollout" else None
+        inc = served_ctrs(loop, r.incumbent_version_id, beside) if r.incumbent_version_id else {}
         cand_ctr = mean_of([x for xs in cand.values() for x in xs])
         inc_ctr = mean_of([x for c in cand for x in inc.get(c, [])])
         wrong = (r.decision == Decision.PROMOTE and cand_ctr < inc_ctr) or (

@@ -19,7 +19,7 @@ from adgen.allocator import Allocator
 from adgen.cli.main import app as cli
 from adgen.db.models import GateDecision, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError
-from adgen.model.comparison import Comparison
+from adgen.model.comparison import Comparison, compare
 from adgen.model.versions import promote, rollback
 from adgen.settings import Settings, get_settings
 from adgen.training.gate import decide, evaluate
@@ -88,6 +88,38 @@ def test_gate_promotes_texts_that_are_better_on_average_however_traffic_was_spli
         assert session.get_one(ModelVersion, base_id).status == "retired"
         statuses = session.scalars(sa.select(Variant.status).where(Variant.id.in_(base_variants)))
         assert set(statuses) == {"active"}  # the retired version's variants keep competing
+
+
+def test_gate_compares_a_candidate_with_what_the_incumbent_wrote_beside_it(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    # The incumbent's two old texts are poor (1%); the two it wrote in the candidate's cycle
+    # (rollout_of the candidate) are strong (5%). The candidate's (3.5%) beat the incumbent's
+    # average text (3%) but not what it writes now, and that is what the gate judges.
+    _, base_id, cand_id, base_variants, _ = _lineage(
+        pg_sessions,
+        incumbent=[(3000, 30), (3000, 30), (3000, 150), (3000, 150)],
+        candidate=[(3000, 105), (3000, 105)],
+    )
+    with pg_sessions.begin() as session:
+        everything = compare(session, session.get_one(ModelVersion, cand_id), seed_active(session))
+        for vid in base_variants[2:]:
+            session.get_one(Variant, vid).rollout_of = cand_id
+    assert everything.basis == "incumbent" and everything.prob_better > 0.95
+    with pg_sessions.begin() as session:
+        decision = evaluate(session, cand_id, Settings())
+    assert decision.decision == "rollback"
+    assert decision.details["basis"] == "incumbent_rollout"
+    assert decision.details["incumbent_variants"] == 2
+    assert decision.incumbent_impressions == 6000
+    with pg_sessions() as session:
+        assert session.get_one(ModelVersion, cand_id).status == "rolled_back"
+        assert session.get_one(ModelVersion, base_id).status == "active"
+
+
+def seed_active(session: Session) -> ModelVersion:
+    """The lineage's active version (the incumbent)."""
+    return session.scalars(sa.select(ModelVersion).where(ModelVersion.status == "active")).one()
 
 
 def test_a_little_served_text_counts_for_about_the_typical_rate() -> None:

@@ -43,7 +43,7 @@ def _relations(engine: Engine) -> tuple[set[str], set[str]]:
 
 def test_upgrade_downgrade_upgrade(db_url: str, engine: Engine) -> None:
     assert _relations(engine) == (TABLES, VIEWS)
-    assert migrate.current_revision(engine) == "0007_artifact_bytes_elsewhere"
+    assert migrate.current_revision(engine) == "0008_rollout_counterparts"
 
     migrate.downgrade(db_url, "base")
     engine.dispose()
@@ -53,7 +53,7 @@ def test_upgrade_downgrade_upgrade(db_url: str, engine: Engine) -> None:
     migrate.upgrade(db_url)
     engine.dispose()
     assert _relations(engine) == (TABLES, VIEWS)
-    assert migrate.current_revision(engine) == "0007_artifact_bytes_elsewhere"
+    assert migrate.current_revision(engine) == "0008_rollout_counterparts"
 
 
 def _seed(engine: Engine) -> tuple[int, list[int]]:

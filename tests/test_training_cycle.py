@@ -156,6 +156,9 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
             )
         )
     assert len(serving_new) == m["serving_variants"] == train_settings.rollout_variants
+    # ... marked as the texts the gate compares the candidate with; the candidate's are not
+    assert {v.rollout_of for v in serving_new} == {candidate.id}
+    assert {v.rollout_of for v in written} == {None}
     assert not {v.text for v in serving_new} & {v.text for v in written}
     assert candidate.status == "candidate" and candidate.base_model == BASE
     assert candidate.parent_id is not None and candidate.data_window_end is not None

@@ -178,9 +178,12 @@ class Variant(Base):
     guardrail_report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     reward_score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    rollout_of: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    """Set on the serving version's texts written in the same cycle as a candidate's
+    rollout: that candidate. The gate compares the candidate with these."""
 
     campaign: Mapped[Campaign] = relationship(back_populates="variants")
-    model_version: Mapped[ModelVersion | None] = relationship()
+    model_version: Mapped[ModelVersion | None] = relationship(foreign_keys=[model_version_id])
 
 
 class Event(Base):

@@ -133,14 +133,31 @@ def _mean_draws(
 
 def compare(session: Session, version: ModelVersion, incumbent: ModelVersion | None) -> Comparison:
     """``version``'s variants against ``incumbent``'s, in the campaigns where ``version``
-    has variants. Where the incumbent has no served variants there (the campaign's texts
-    were written by hand, say), every other variant there is the basis."""
+    has variants.
+
+    The basis is, first, the texts the incumbent wrote in the same cycle as ``version``'s
+    rollout (``Variant.rollout_of``; basis ``incumbent_rollout``): same age, same reward
+    model, same selection, so the question is whether the candidate writes better than the
+    incumbent does now. The incumbent's older texts (written before, by older reward models
+    or none, or the bandit's long-proven best) would answer another question. Without such
+    texts served (a version registered by hand, say), all the incumbent's variants there
+    (``incumbent``); where the incumbent has none served either (the campaign's texts were
+    written by hand), every other variant there (``other_variants``)."""
     campaigns = candidate_campaigns(session, version.id)
     mine = _arms(session, Variant.model_version_id == version.id, campaigns)
     theirs: list[tuple[int, int]] = []
-    basis = "incumbent"
+    basis = "incumbent_rollout"
     if incumbent is not None and incumbent.id != version.id:
-        theirs = _arms(session, Variant.model_version_id == incumbent.id, campaigns)
+        theirs = _arms(
+            session,
+            (Variant.model_version_id == incumbent.id) & (Variant.rollout_of == version.id),
+            campaigns,
+        )
+        if not theirs:
+            theirs, basis = (
+                _arms(session, Variant.model_version_id == incumbent.id, campaigns),
+                "incumbent",
+            )
     if not theirs:
         others = (Variant.model_version_id.is_(None)) | (Variant.model_version_id != version.id)
         theirs, basis = _arms(session, others, campaigns), "other_variants"

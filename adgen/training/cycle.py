@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adgen.brief import Brief
 from adgen.db.campaigns import brief_of
 from adgen.db.engine import transaction
-from adgen.db.models import Campaign, ModelVersion
+from adgen.db.models import Campaign, ModelVersion, Variant
 from adgen.errors import InsufficientEvidence, ModelError
 from adgen.generator.prompts import build_prompt
 from adgen.generator.sampling import SamplingParams
@@ -352,7 +352,8 @@ class _Cycle:
 
     def _publish(self, parent: ModelVersion, reward_model: Any) -> tuple[int, list[int]]:
         """Store the adapter, let the candidate and the serving version write their variants
-        (no transaction open), then the candidate row, both sets of variants and the run
+        (no transaction open), then the candidate row, both sets of variants (the serving
+        version's marked ``rollout_of`` the candidate: the gate's comparison) and the run
         record in one short transaction; returns the candidate's id and served variants."""
         began = time.perf_counter()
         with self.sessions() as session:
@@ -377,6 +378,8 @@ class _Cycle:
             session.add(version)
             session.flush()
             served = store_rollout(session, parent.id, fresh, self.settings.rollout_variants)
+            for variant_id in served:  # the texts the gate compares the candidate with
+                session.get_one(Variant, variant_id).rollout_of = version.id
             self.metrics["serving_variants"] = len(served)
             variant_ids = self._store(session, version.id, drafts, began)
             version.metrics = dict(self.metrics)
