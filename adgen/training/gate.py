@@ -3,10 +3,10 @@
 With P = P(the candidate's average variant rate > the incumbent's) on the campaigns where
 the candidate has variants (``model.comparison``: each variant weighs the same, however
 the bandit split the traffic, and the incumbent's side is the texts it wrote in the same
-cycle as the candidate's rollout when there are any): promote when P ≥ ``promote_prob``, roll back when
-P ≤ ``rollback_prob``; once the candidate has ``gate_max_impressions`` impressions, decide
-by the posterior means instead of waiting longer; otherwise continue. Every evaluation,
-"continue" included, is recorded in ``gate_decisions`` with its figures.
+cycle as the candidate's rollout when there are any): promote when P ≥ ``promote_prob``,
+roll back when P ≤ ``rollback_prob``; once the candidate has ``gate_max_impressions``
+impressions, decide by the posterior means instead of waiting longer; otherwise continue.
+Every evaluation, "continue" included, is recorded in ``gate_decisions`` with its figures.
 """
 
 from __future__ import annotations
