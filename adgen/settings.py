@@ -227,18 +227,10 @@ class Settings(BaseSettings):
         "and the k worst failing ones (up to 2k² pairs per campaign).",
     )
     rollout_variants: int = Field(
-        4, ge=1, description="New variants a training cycle serves per active campaign."
+        4, ge=1, description="Variants of a new candidate version served per active campaign."
     )
     rollout_best_of: int = Field(
         8, ge=1, description="Variants it writes per campaign; the reward model keeps the best."
-    )
-    candidate_rollout_share: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description="Share of a cycle's new variants (and of those written) that a new "
-        "candidate writes; the serving version writes the rest, and the gate compares the two. "
-        "A candidate then adds no texts for the bandit to explore beyond a cycle's usual ones.",
     )
     rl_num_generations: int = Field(4, ge=2, description="GRPO/RLOO completions per prompt.")
     rl_max_completion_length: int = Field(32, ge=4, description="GRPO/RLOO new tokens.")
@@ -269,21 +261,17 @@ class Settings(BaseSettings):
 
     # --- contextual allocation (cells) ---------------------------------------------------
     max_cells: int = Field(
-        20,
-        ge=1,
-        le=1000,
+        20, ge=1, le=1000,
         description="Most cells a contextual campaign keeps when it sets no cap of its own; "
         "requests beyond them are served at the campaign level.",
     )
     cell_prior_min: float = Field(
-        5.0,
-        gt=0,
+        5.0, gt=0,
         description="Least strength (pseudo-impressions) of the campaign-level prior a "
         "cell's posterior is pooled towards.",
     )
     cell_prior_max: float = Field(
-        1000.0,
-        gt=0,
+        1000.0, gt=0,
         description="Greatest strength (pseudo-impressions) of the campaign-level prior; "
         "cells that agree with the campaign are pooled this strongly.",
     )

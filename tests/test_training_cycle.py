@@ -62,8 +62,8 @@ def train_settings(pg_url: str, tmp_path: Path) -> Settings:
         rm_samples=4,
         reward_min_arms=10,
         reward_embeddings="none",
-        rollout_variants=2,
-        rollout_best_of=4,
+        rollout_variants=1,
+        rollout_best_of=2,
         gen_max_new_tokens=24,
     )
 
@@ -155,8 +155,7 @@ def test_dpo_cycle_makes_a_candidate_that_prefers_held_out_winners_and_runs_alon
                 )
             )
         )
-    # the cycle's two new texts split: one the candidate's (best of 2), one the serving's
-    assert len(serving_new) == m["serving_variants"] == 1
+    assert len(serving_new) == m["serving_variants"] == train_settings.rollout_variants
     # ... marked as the texts the gate compares the candidate with; the candidate's are not
     assert {v.rollout_of for v in serving_new} == {candidate.id}
     assert {v.rollout_of for v in written} == {None}
@@ -279,12 +278,9 @@ def test_without_a_new_candidate_the_serving_version_writes_ranked_variants(
     assert [v.id for v in versions[1:]] == ([] if waiting_id is None else [waiting_id])
     assert all(v.status == "candidate" for v in versions[1:])  # the waiting one, untouched
     served = [v for v in written if v.status == "active"]
-    assert [v.id for v in served] == result.variant_ids
-    assert len(served) == settings.rollout_variants, "no candidate: the cycle's texts all its own"
-    assert all(v.campaign_id == cid for v in written) and len(written) >= 3
-    worst_served = min(v.reward_score for v in served)  # type: ignore[type-var]
-    paused = [v for v in written if v.status == "paused"]
-    assert all(v.reward_score <= worst_served for v in paused)  # type: ignore[operator]
+    assert [v.id for v in served] == result.variant_ids and len(served) == 1
+    assert all(v.campaign_id == cid for v in written) and len(written) >= 2
+    assert all(v.reward_score <= served[0].reward_score for v in written)  # type: ignore[operator]
     assert run.status == "succeeded" and run.candidate_version_id is None
     assert run.reason == reason and run.reward_model_id is not None
 
@@ -299,8 +295,7 @@ def test_without_a_new_candidate_the_serving_version_writes_ranked_variants(
         seed.arms(session, cid, [("Acme: run 5K faster, free returns", 300, 30)])
     third = run_cycle(settings, pg_sessions, registry, progress=False)
     assert third.status == "succeeded" and third.reason == reason
-    assert len(third.variant_ids) == settings.rollout_variants
-    assert third.variant_ids != result.variant_ids
+    assert len(third.variant_ids) == 1 and third.variant_ids != result.variant_ids
     with pg_sessions() as session:
         rewritten = list(
             session.scalars(

@@ -68,14 +68,7 @@ from adgen.training.pairs import (
 )
 from adgen.training.policy import trainable_policy
 from adgen.training.ranked import sampled_pairs
-from adgen.training.rollout import (
-    Draft,
-    Share,
-    plan_rollout,
-    split_rollout,
-    store_rollout,
-    write_rollout,
-)
+from adgen.training.rollout import Draft, plan_rollout, store_rollout, write_rollout
 from adgen.training.runner import TrainingData, fit
 from adgen.training.runs import finish_run, last_succeeded, start_run
 from adgen.vocabulary import CampaignStatus, RunStatus, VersionStatus
@@ -375,25 +368,20 @@ class _Cycle:
             data_window_end=self.fields.get("data_window_end"),
             hyperparams=self.fields["hyperparams"],
         )
-        mine, theirs = split_rollout(
-            self.settings.rollout_variants,
-            self.settings.rollout_best_of,
-            self.settings.candidate_rollout_share,
-        )
-        drafts = self._write(version, reward_model, mine)
+        drafts = self._write(version, reward_model)
         if not any(d.result.accepted for d in drafts):
             raise ModelError(
                 "the new candidate wrote no variant that passed the guardrails; it is discarded"
             )
-        fresh = self._write(parent, reward_model, theirs) if theirs.keep else []
+        fresh = self._write(parent, reward_model)
         with transaction(self.sessions) as session:
             session.add(version)
             session.flush()
-            served = store_rollout(session, parent.id, fresh, theirs.keep)
+            served = store_rollout(session, parent.id, fresh, self.settings.rollout_variants)
             for variant_id in served:  # the texts the gate compares the candidate with
                 session.get_one(Variant, variant_id).rollout_of = version.id
             self.metrics["serving_variants"] = len(served)
-            variant_ids = self._store(session, version.id, drafts, began, mine.keep)
+            variant_ids = self._store(session, version.id, drafts, began)
             version.metrics = dict(self.metrics)
         return version.id, variant_ids
 
@@ -402,14 +390,12 @@ class _Cycle:
         variants (best-of-N by the reward model) for its active campaigns."""
         self.reason = reason
         began = time.perf_counter()
-        share = Share(self.settings.rollout_variants, self.settings.rollout_best_of)
-        drafts = self._write(serving, reward_model, share)
+        drafts = self._write(serving, reward_model)
         with transaction(self.sessions) as session:
-            return self._store(session, serving.id, drafts, began, share.keep)
+            return self._store(session, serving.id, drafts, began)
 
-    def _write(self, version: ModelVersion, reward_model: Any, share: Share) -> list[Draft]:
-        """``version``'s ``share`` of the cycle's variants (stored or not) for the active
-        campaigns."""
+    def _write(self, version: ModelVersion, reward_model: Any) -> list[Draft]:
+        """The rollout's variants of ``version`` (stored or not) for the active campaigns."""
         with self.sessions() as session:
             campaigns = list(
                 session.scalars(
@@ -423,19 +409,18 @@ class _Cycle:
                 self.registry,
                 version,
                 campaigns,
-                share.keep,
-                share.best_of,
+                self.settings.rollout_variants,
+                self.settings.rollout_best_of,
                 self.sample_seed,
                 with_reward_model=reward_model is not None,
             )
         return write_rollout(self.registry, jobs, reward_model)
 
     def _store(
-        self, session: Session, version_id: int, drafts: list[Draft], began: float, keep: int
+        self, session: Session, version_id: int, drafts: list[Draft], began: float
     ) -> list[int]:
-        """``drafts`` as ``version_id``'s variants (``keep`` served per campaign), and the
-        run's ``succeeded`` record."""
-        variant_ids = store_rollout(session, version_id, drafts, keep)
+        """``drafts`` as ``version_id``'s variants, and the run's ``succeeded`` record."""
+        variant_ids = store_rollout(session, version_id, drafts, self.settings.rollout_variants)
         self._timed("rollout", began)
         self.metrics["rollout_variants"] = len(variant_ids)
         finish_run(

@@ -36,26 +36,6 @@ class Draft:
     scores: list[float] | None = None
 
 
-@dataclass(frozen=True)
-class Share:
-    """What one version writes per campaign in a cycle: ``keep`` served of ``best_of``."""
-
-    keep: int
-    best_of: int
-
-
-def split_rollout(variants: int, best_of: int, candidate_share: float) -> tuple[Share, Share]:
-    """(candidate, serving version): a cycle's new texts per campaign, ``variants`` kept of
-    ``best_of`` written, split when the cycle makes a candidate. The candidate gets
-    ``candidate_share`` of both (at least one text), the serving version the rest, so the
-    cycle adds as many new texts to the bandit, chosen as sharply, as a cycle without a
-    candidate, and the gate compares two sets of the same age and selection."""
-    keep = min(variants, max(1, round(variants * candidate_share)))
-    written = max(keep, round(best_of * candidate_share))
-    rest = variants - keep
-    return Share(keep, written), Share(rest, max(rest, best_of - written) if rest else 0)
-
-
 def plan_rollout(
     session: Session,
     registry: Any,
