@@ -3,7 +3,9 @@
 Campaigns from briefs, variants from the active model version of each locale's lineage,
 simulated traffic through the real allocator → Kafka → ingest → database, then once per
 round the trainer's own scheduled job (gate the open candidates, then a training cycle per
-lineage that rolls its candidate out under the traffic cap).
+lineage that rolls its candidate out under the traffic cap). A round stands for one
+training interval, so the scheduler's gate passes between jobs run during the traffic
+(``gate_every``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from adgen.simulation import TrafficResult, TrafficSimulator
 from adgen.vocabulary import Decision, VariantStatus, VersionStatus
 
 if TYPE_CHECKING:
-    from adgen.training.scheduler import JobReport
+    from adgen.training.scheduler import JobReport, TrainingJob
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,40 @@ def one_round_gate_max(settings: Settings, impressions_per_round: int) -> int:
     return max(1, min(settings.gate_max_impressions, int(0.9 * share * impressions_per_round)))
 
 
+def gate_every(settings: Settings, impressions_per_round: int) -> int | None:
+    """Impressions between two gate passes during a round, the scheduler's
+    ``gate_interval_s`` in traffic: a round stands for one ``train_interval_s``. None when
+    the gate runs only with the training job (no interval, a cron schedule, or an
+    interval no shorter than the training one)."""
+    interval, train = settings.gate_interval_s, settings.train_interval_s
+    if interval <= 0 or settings.train_cron or not train or interval >= train:
+        return None
+    return max(1, round(impressions_per_round * interval / train))
+
+
+@dataclass
+class GateBetweenBatches:
+    """The scheduler's gate passes between training jobs, run by the traffic simulator
+    after each batch that crosses a multiple of ``every`` impressions."""
+
+    job: TrainingJob
+    every: int | None
+    decisions: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    _passes: int = 0
+
+    def __call__(self, served: int) -> None:
+        """Run a gate pass if ``served`` impressions crossed the next multiple of ``every``."""
+        if self.every is None or served // self.every <= self._passes:
+            return
+        self._passes = served // self.every
+        report = self.job.gate_pass()
+        self.decisions += report.decisions
+        self.errors += report.errors
+        self.seconds += report.seconds
+
+
 def pin_torch_threads(threads: int | None) -> None:
     """Let torch use ``threads`` CPU threads (None: leave its default, one per core)."""
     if threads is not None:
@@ -102,14 +138,16 @@ CYCLE_PHASES = {
 }
 
 
-def round_phases(traffic: TrafficResult, job: JobReport) -> dict[str, float]:
+def round_phases(
+    traffic: TrafficResult, job: JobReport, gate_between_s: float = 0.0
+) -> dict[str, float]:
     """Wall seconds of one round by phase: traffic (allocation, simulation, producing),
-    ingest (flush and the wait for the database), the gate, and each cycle's phases
-    (``CYCLE_PHASES``; ``training_other`` is the rest of the cycles: data, held-out
-    margins, saving)."""
+    ingest (flush and the wait for the database), the gate (its passes during the traffic,
+    ``gate_between_s``, and the job's), and each cycle's phases (``CYCLE_PHASES``;
+    ``training_other`` is the rest of the cycles: data, held-out margins, saving)."""
     phases = {"traffic": traffic.send_s, "ingest": traffic.ingest_s}
     cycles = sum(c.duration_s for c in job.cycles)
-    phases["gate"] = max(0.0, job.seconds - cycles)
+    phases["gate"] = gate_between_s + max(0.0, job.seconds - cycles)
     for phase, metric in CYCLE_PHASES.items():
         phases[phase] = sum(float(c.metrics.get(metric, 0.0)) for c in job.cycles)
     phases["training_other"] = max(0.0, cycles - sum(phases[p] for p in CYCLE_PHASES))
@@ -299,20 +337,31 @@ class ClosedLoop:
     def run_round(self, number: int, progress: Callable[[int], None] | None = None) -> RoundReport:
         """Serve one round of traffic, then run the scheduled training job once."""
         serving = self._serving()
+        candidates_before = self._candidate_versions()
+        gate = GateBetweenBatches(
+            self.job, gate_every(self.settings, self.config.impressions_per_round)
+        )
         traffic = self.simulator.run(
-            self.campaign_ids, self.config.impressions_per_round, self.config.batch_size, progress
+            self.campaign_ids,
+            self.config.impressions_per_round,
+            self.config.batch_size,
+            progress,
+            between_batches=gate,
         )
         if self._ingest_error is not None:
             raise self._ingest_error
         self._accumulate(traffic)
         groups = served_groups(
-            traffic.served, self._group_of(traffic.served), self.simulator.true_ctr
+            traffic.served,
+            self._group_of(traffic.served, candidates_before),
+            self.simulator.true_ctr,
         )
         written_before = self._last_variant_id()
         report = self.job()
         self._fresh_after = written_before
-        promoted = [v for v, d in report.decisions if d == Decision.PROMOTE]
-        rolled_back = [v for v, d in report.decisions if d == Decision.ROLLBACK]
+        decisions = gate.decisions + report.decisions
+        promoted = [v for v, d in decisions if d == Decision.PROMOTE]
+        rolled_back = [v for v, d in decisions if d == Decision.ROLLBACK]
         candidates = [c.candidate_version_id for c in report.cycles if c.candidate_version_id]
         training = [
             f"{c.base_model}: {c.status}" + (f" ({c.reason})" if c.reason else "")
@@ -335,8 +384,8 @@ class ClosedLoop:
             training=training,
             cycles=len(report.cycles) + report.failed_cycles,
             failed_cycles=report.failed_cycles,
-            failures=list(report.errors),
-            seconds=round_phases(traffic, report),
+            failures=gate.errors + list(report.errors),
+            seconds=round_phases(traffic, report, gate.seconds),
             groups=groups,
         )
         self.rounds.append(result)
@@ -377,22 +426,29 @@ class ClosedLoop:
             total[0] += impressions
             total[1] += clicks
 
-    def _group_of(self, variant_ids: Iterable[int]) -> dict[int, str]:
-        """Each variant's group (``SERVED_GROUPS``) during the round now ending."""
+    def _group_of(self, variant_ids: Iterable[int], candidates: set[int]) -> dict[int, str]:
+        """Each variant's group (``SERVED_GROUPS``) during the round now ending; a variant of
+        a version that was a candidate when the round began stays ``candidate`` for the round
+        even when the gate decided it during the traffic."""
         with self.sessions() as s:
             rows = s.execute(
-                select(Variant.id, ModelVersion.status)
-                .outerjoin(ModelVersion, ModelVersion.id == Variant.model_version_id)
-                .where(Variant.id.in_(list(variant_ids)))
+                select(Variant.id, Variant.model_version_id).where(
+                    Variant.id.in_(list(variant_ids))
+                )
             ).all()
         return {
             vid: "candidate"
-            if status == VersionStatus.CANDIDATE
+            if version in candidates
             else "fresh"
             if vid > self._fresh_after
             else "proven"
-            for vid, status in rows
+            for vid, version in rows
         }
+
+    def _candidate_versions(self) -> set[int]:
+        with self.sessions() as s:
+            candidate = ModelVersion.status == VersionStatus.CANDIDATE
+            return set(s.scalars(select(ModelVersion.id).where(candidate)))
 
     def _last_variant_id(self) -> int:
         with self.sessions() as s:

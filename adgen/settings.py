@@ -239,6 +239,13 @@ class Settings(BaseSettings):
     promote_prob: float = Field(0.95, gt=0.5, lt=1)
     rollback_prob: float = Field(0.05, gt=0, lt=0.5)
     gate_max_impressions: int = Field(20_000, ge=1)
+    gate_interval_s: float = Field(
+        300.0,
+        ge=0,
+        description="How often the gate evaluates open candidates between training jobs, so "
+        "that a losing candidate stops taking traffic within minutes; 0 = only at the start "
+        "of each training job.",
+    )
 
     # --- what counts (ingest and API) ---------------------------------------------------
     max_conversion_value: float = Field(

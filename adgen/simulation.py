@@ -93,11 +93,14 @@ class TrafficSimulator:
         impressions: int,
         batch_size: int = 500,
         progress: Callable[[int], None] | None = None,
+        between_batches: Callable[[int], None] | None = None,
     ) -> TrafficResult:
         """Serve ``impressions`` spread evenly over campaigns, refreshing posteriors per batch.
 
         Each batch is one refresh interval: its events are flushed to Kafka, the ingest
-        consumer stores them, and the allocator reloads posteriors before the next batch.
+        consumer stores them, ``between_batches`` (if any) is called with the impressions
+        served so far (the gate runs there), and the allocator reloads posteriors before
+        the next batch. Its time is not counted in the result's seconds.
         """
         result = TrafficResult()
         conversion_campaigns = self._conversion_campaigns(campaign_ids)
@@ -111,8 +114,11 @@ class TrafficSimulator:
             self._producer.flush(timeout_s=60)
             self.wait_ingested()
             ingested = time.perf_counter()
+            if between_batches is not None:
+                between_batches(impressions - left)
+            refreshing = time.perf_counter()
             self._allocator.refresh()
-            result.send_s += sent - began + time.perf_counter() - ingested
+            result.send_s += sent - began + time.perf_counter() - refreshing
             result.ingest_s += ingested - sent
             if progress is not None:
                 progress(n)

@@ -28,8 +28,10 @@ from adgen.loop import (
     BRIEFS_EN,
     ClosedLoop,
     DemoConfig,
+    GateBetweenBatches,
     LoopSummary,
     RoundReport,
+    gate_every,
     load_briefs,
     one_round_gate_max,
     round_phases,
@@ -111,6 +113,14 @@ def test_short_demo_round_table_matches_the_database(settings: Settings) -> None
     assert all(v.base_model == en_base for v in candidates)
     assert rounds[0].candidates == [runs[0].candidate_version_id]
     assert any(d.candidate_version_id == runs[0].candidate_version_id for d in decisions)
+    # a round stands for a training interval, so the gate also ran during round 2's traffic
+    # (every 50 impressions' batch here) and decided the candidate there, before the job
+    first = runs[0].candidate_version_id
+    assert [d.decision for d in decisions if d.candidate_version_id == first] in (
+        ["promote"], ["rollback"]
+    )
+    assert first in rounds[1].promoted + rounds[1].rolled_back
+    assert rounds[1].groups["candidate"][0] > 0  # counted as the candidate's all round
     assert zh_variants, "the Chinese campaign got variants from its own lineage"
 
 
@@ -157,6 +167,47 @@ def test_round_phases_split_the_job_into_gate_and_cycle_phases() -> None:
     skipped = JobReport(started_at=datetime.now(UTC), seconds=0.5)
     assert round_phases(traffic, skipped)["gate"] == 0.5
     assert round_phases(traffic, skipped)["dpo"] == 0.0
+    # the gate's passes during the traffic count as the gate's too
+    assert round_phases(traffic, skipped, gate_between_s=0.25)["gate"] == 0.75
+
+
+def test_a_round_is_a_training_interval_and_the_gate_runs_on_its_own_interval_within_it(
+) -> None:
+    assert gate_every(Settings(train_interval_s=3600, gate_interval_s=300), 20_000) == 1_667
+    assert gate_every(Settings(train_interval_s=3600, gate_interval_s=300), 6) == 1
+    off = [
+        Settings(gate_interval_s=0),
+        Settings(train_interval_s=600, gate_interval_s=600),
+        Settings(train_cron="0 3 * * *", gate_interval_s=300),
+    ]
+    assert [gate_every(s, 20_000) for s in off] == [None, None, None]
+
+
+class _GateOnly:
+    """A stand-in for the TrainingJob (the loop's neighbour): each pass decides one version."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+
+    def gate_pass(self) -> JobReport:
+        self.passes += 1
+        return JobReport(
+            started_at=datetime.now(UTC), seconds=0.5, decisions=[(self.passes, "rollback")]
+        )
+
+
+def test_the_gate_runs_after_each_batch_that_crosses_its_interval() -> None:
+    job = _GateOnly()
+    gate = GateBetweenBatches(job, every=1_667)  # type: ignore[arg-type]
+    for served in (1_000, 2_000, 3_000, 4_000, 20_000):
+        gate(served)
+    # passes after 2,000 (crossed 1,667), 4,000 (crossed 3,334) and 20,000: one per batch
+    # however many intervals the batch crossed
+    assert job.passes == 3 and gate.seconds == 1.5
+    assert gate.decisions == [(1, "rollback"), (2, "rollback"), (3, "rollback")]
+    never = GateBetweenBatches(job, every=None)  # type: ignore[arg-type]
+    never(20_000)
+    assert job.passes == 3 and never.decisions == []
 
 
 def test_served_groups_weigh_each_variant_by_its_impressions() -> None:

@@ -13,11 +13,19 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session, sessionmaker
 
-from adgen.db.models import ModelVersion
+from adgen.db.models import GateDecision, ModelVersion
 from adgen.errors import ConfigError
 from adgen.settings import Settings
+from adgen.training import scheduler as scheduler_module
 from adgen.training.cycle import CycleResult
-from adgen.training.scheduler import TrainingJob, build_scheduler, make_trigger, run_scheduler
+from adgen.training.scheduler import (
+    GATE_JOB_ID,
+    JOB_ID,
+    TrainingJob,
+    build_scheduler,
+    make_trigger,
+    run_scheduler,
+)
 
 BASE = "smollm2-135m-instruct"
 
@@ -87,3 +95,53 @@ def test_trigger_from_settings() -> None:
     scheduler = build_scheduler(Settings(train_interval_s=60, train_misfire_grace_s=30), print)
     job = scheduler.get_jobs()[0]
     assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, 30)
+
+
+def test_the_gate_between_jobs_records_decisions_only(
+    pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pg_sessions.begin() as session:
+        cid = seed.campaign(session)
+        base = seed.version(session, BASE, "active")
+        base_ids = seed.arms(session, cid, [("Acme running shoes", 0, 0)], version_id=base.id)
+        cand = seed.version(session, BASE, "candidate", parent_id=base.id)
+        cand_ids = seed.arms(session, cid, [("Save 30% on Acme", 0, 0)], version_id=cand.id)
+        after = cand.created_at + timedelta(seconds=1)
+    with pg_sessions.begin() as session:  # too little to tell
+        seed.log(session, cid, base_ids[0], 60, 2, at=after)
+        seed.log(session, cid, cand_ids[0], 50, 2, at=after)
+    job = TrainingJob(Settings(), pg_sessions, registry=None, cycle=FlakyCycle())
+
+    unsure = job.gate_pass()
+    assert unsure.ok and unsure.decisions == [] and unsure.seconds > 0
+    with pg_sessions() as session:  # a "continue" every few minutes would flood the table
+        assert session.query(GateDecision).count() == 0
+
+    with pg_sessions.begin() as session:  # the candidate's text now clearly wins
+        seed.log(session, cid, base_ids[0], 2000, 40, at=after)
+        seed.log(session, cid, cand_ids[0], 500, 30, at=after)
+    decided = job.gate_pass()
+    assert decided.ok and decided.decisions == [(cand.id, "promote")]
+    with pg_sessions() as session:
+        assert [d.decision for d in session.query(GateDecision)] == ["promote"]
+        assert session.get_one(ModelVersion, cand.id).status == "active"
+
+    # another replica's gate decided it after this one listed the open candidates: skipped,
+    # not an error, and nothing recorded twice
+    monkeypatch.setattr(scheduler_module, "open_candidates", lambda session: [cand])
+    late = job.gate_pass()
+    assert late.ok and late.decisions == []
+    with pg_sessions() as session:
+        assert session.query(GateDecision).count() == 1
+
+
+def test_the_gate_runs_on_its_own_interval_beside_the_training_job() -> None:
+    settings = Settings(train_interval_s=3600, gate_interval_s=120)
+    scheduler = build_scheduler(settings, print, print)
+    gate = scheduler.get_job(GATE_JOB_ID)
+    assert isinstance(gate.trigger, IntervalTrigger)
+    assert gate.trigger.interval.total_seconds() == 120 and gate.max_instances == 1
+    assert scheduler.get_job(JOB_ID) is not None
+    off = build_scheduler(settings.model_copy(update={"gate_interval_s": 0}), print, print)
+    assert [j.id for j in off.get_jobs()] == [JOB_ID]
+    assert [j.id for j in build_scheduler(settings, print).get_jobs()] == [JOB_ID]

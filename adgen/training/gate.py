@@ -6,7 +6,9 @@ the bandit split the traffic, and the incumbent's side is the texts it wrote in 
 cycle as the candidate's rollout when there are any): promote when P ≥ ``promote_prob``,
 roll back when P ≤ ``rollback_prob``; once the candidate has ``gate_max_impressions``
 impressions, decide by the posterior means instead of waiting longer; otherwise continue.
-Every evaluation, "continue" included, is recorded in ``gate_decisions`` with its figures.
+Every decision is recorded in ``gate_decisions`` with its figures, and so is every
+"continue" of the training job's evaluation (the scheduler's passes between jobs record
+only decisions, or the table would fill with "continue" rows every few minutes).
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ def decide(
     return Verdict(Decision.CONTINUE, f"P(better) {prob:.4f}: not yet decided")
 
 
-def evaluate(session: Session, candidate_id: int, settings: Settings) -> GateDecision:
-    """Evaluate candidate ``candidate_id`` once, apply the verdict, and record it."""
+def evaluate(
+    session: Session, candidate_id: int, settings: Settings, *, record_continue: bool = True
+) -> GateDecision | None:
+    """Evaluate candidate ``candidate_id`` once, apply the verdict, and record it (a
+    "continue" only with ``record_continue``; None when it was not recorded)."""
     candidate = get_version(session, candidate_id, lock=True)
     if candidate.status != VersionStatus.CANDIDATE:
         raise ConflictError(
@@ -75,6 +80,8 @@ def evaluate(session: Session, candidate_id: int, settings: Settings) -> GateDec
         return promote(session, candidate.id, by=Decider.GATE, reason=verdict.reason)
     if verdict.decision == Decision.ROLLBACK:
         return rollback(session, candidate.id, by=Decider.GATE, reason=verdict.reason)
+    if not record_continue:
+        return None
     return record_decision(
         session, candidate, incumbent, Decision.CONTINUE, Decider.GATE, comparison,
         reason=verdict.reason,

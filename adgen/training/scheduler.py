@@ -1,7 +1,9 @@
 """Scheduled retraining: APScheduler runs the training job on an interval or a cron.
 
 Each job first lets the gate evaluate every open candidate, then runs a training cycle
-per lineage (base model of the locales that active campaigns use). One job at a time
+per lineage (base model of the locales that active campaigns use). Between jobs the gate
+alone runs every ``gate_interval_s``, so that a losing candidate stops taking traffic
+within minutes rather than at the next training job. One job at a time
 (``max_instances=1``), missed runs coalesced into one, a run late by more than
 ``train_misfire_grace_s`` skipped; across processes and replicas the trainer lock of
 ``run_cycle`` keeps a second run from training. A job that fails is logged and recorded
@@ -26,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session, sessionmaker
 
 from adgen.db.engine import make_engine, session_factory, transaction
-from adgen.errors import ConfigError
+from adgen.errors import ConfigError, ConflictError
 from adgen.model.versions import open_candidates
 from adgen.settings import Settings
 from adgen.training.cycle import CycleResult, run_cycle
@@ -36,6 +38,7 @@ from adgen.training.gate import evaluate
 logger = logging.getLogger(__name__)
 
 JOB_ID = "adgen-train"
+GATE_JOB_ID = "adgen-gate"
 Cycle = Callable[..., CycleResult]
 
 
@@ -78,6 +81,8 @@ class TrainingJob:
         self.registry = registry
         self.cycle = cycle
         self.history: deque[JobReport] = deque(maxlen=history)
+        self._gate_lock = threading.Lock()
+        """One gate pass at a time in this process (the training job's and the interval's)."""
 
     def __call__(self) -> JobReport:
         """Run the job once; failures are logged and reported, never raised."""
@@ -96,17 +101,35 @@ class TrainingJob:
         self.history.append(report)
         return report
 
-    def _gate(self, report: JobReport) -> None:
-        with transaction(self.sessions) as session:
-            waiting = [v.id for v in open_candidates(session)]
-        for version_id in waiting:
-            try:
-                with transaction(self.sessions) as session:
-                    decision = evaluate(session, version_id, self.settings)
-                    report.decisions.append((version_id, decision.decision))
-            except Exception as exc:
-                logger.exception("gate evaluation of v%d failed", version_id)
-                report.errors.append(f"gate v{version_id}: {type(exc).__name__}: {exc}")
+    def gate_pass(self) -> JobReport:
+        """The gate alone, between training jobs: every open candidate evaluated once, only
+        decisions recorded. Failures are logged and reported, never raised."""
+        report = JobReport(started_at=datetime.now(UTC))
+        start = time.perf_counter()
+        self._gate(report, record_continue=False)
+        report.seconds = time.perf_counter() - start
+        for version_id, decision in report.decisions:
+            logger.info("gate between training jobs: v%d %s", version_id, decision)
+        return report
+
+    def _gate(self, report: JobReport, *, record_continue: bool = True) -> None:
+        with self._gate_lock:
+            with transaction(self.sessions) as session:
+                waiting = [v.id for v in open_candidates(session)]
+            for version_id in waiting:
+                try:
+                    with transaction(self.sessions) as session:
+                        decision = evaluate(
+                            session, version_id, self.settings, record_continue=record_continue
+                        )
+                    if decision is not None:
+                        report.decisions.append((version_id, decision.decision))
+                except ConflictError:
+                    # another replica's gate decided it since open_candidates() read it
+                    logger.info("v%d was decided elsewhere meanwhile", version_id)
+                except Exception as exc:
+                    logger.exception("gate evaluation of v%d failed", version_id)
+                    report.errors.append(f"gate v{version_id}: {type(exc).__name__}: {exc}")
 
     def _cycle(self, base: str, report: JobReport) -> None:
         try:
@@ -141,8 +164,14 @@ def make_trigger(settings: Settings) -> BaseTrigger:
     )
 
 
-def build_scheduler(settings: Settings, job: Callable[[], object]) -> BlockingScheduler:
-    """A blocking scheduler with the training job; an interval job also runs at start."""
+def build_scheduler(
+    settings: Settings,
+    job: Callable[[], object],
+    gate: Callable[[], object] | None = None,
+) -> BlockingScheduler:
+    """A blocking scheduler with the training job (an interval job also runs at start) and,
+    when ``gate`` is given and ``gate_interval_s`` is set, the gate every
+    ``gate_interval_s`` between the training jobs."""
     trigger = make_trigger(settings)
     scheduler = BlockingScheduler(timezone=UTC)
     first = datetime.now(UTC) if isinstance(trigger, IntervalTrigger) else None
@@ -156,6 +185,16 @@ def build_scheduler(settings: Settings, job: Callable[[], object]) -> BlockingSc
         misfire_grace_time=settings.train_misfire_grace_s,
         **({"next_run_time": first} if first is not None else {}),
     )
+    if gate is not None and settings.gate_interval_s > 0:
+        scheduler.add_job(
+            gate,
+            trigger=IntervalTrigger(seconds=settings.gate_interval_s, timezone=UTC),
+            id=GATE_JOB_ID,
+            name="gate",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(settings.gate_interval_s)),
+        )
     return scheduler
 
 
@@ -180,7 +219,7 @@ def run_trainer(settings: Settings, stop: threading.Event) -> None:
     engine = make_engine(settings.db_url)
     try:
         job = TrainingJob(settings, session_factory(engine), ModelRegistry(settings))
-        scheduler = build_scheduler(settings, job)
+        scheduler = build_scheduler(settings, job, job.gate_pass)
         logger.info("trainer scheduled: %s", scheduler.get_job(JOB_ID).trigger)
         run_scheduler(scheduler, stop)
     finally:
