@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -47,19 +47,27 @@ class FlakyCycle:
         )
 
 
-def test_a_failing_job_is_recorded_and_the_next_one_still_runs(
-    pg_url: str, pg_sessions: sessionmaker[Session], tmp_path: Any
-) -> None:
+def _lineage(
+    pg_sessions: sessionmaker[Session],
+) -> tuple[int, ModelVersion, int, int, datetime]:
+    """A campaign with one text of the active base version and one of its candidate: the
+    campaign, the candidate, the two texts' ids, and a moment after the candidate's birth."""
     with pg_sessions.begin() as session:
         cid = seed.campaign(session)
         base = seed.version(session, BASE, "active")
         base_ids = seed.arms(session, cid, [("Acme running shoes", 0, 0)], version_id=base.id)
         cand = seed.version(session, BASE, "candidate", parent_id=base.id)
         cand_ids = seed.arms(session, cid, [("Save 30% on Acme", 0, 0)], version_id=cand.id)
-        after = cand.created_at + timedelta(seconds=1)
+        return cid, cand, base_ids[0], cand_ids[0], cand.created_at + timedelta(seconds=1)
+
+
+def test_a_failing_job_is_recorded_and_the_next_one_still_runs(
+    pg_url: str, pg_sessions: sessionmaker[Session], tmp_path: Any
+) -> None:
+    cid, cand, base_text, cand_text, after = _lineage(pg_sessions)
     with pg_sessions.begin() as session:
-        seed.log(session, cid, base_ids[0], 2000, 40, at=after)
-        seed.log(session, cid, cand_ids[0], 500, 30, at=after)
+        seed.log(session, cid, base_text, 2000, 40, at=after)
+        seed.log(session, cid, cand_text, 500, 30, at=after)
 
     settings = Settings(database_url=pg_url, var_dir=tmp_path, train_interval_s=0.2)
     cycle = FlakyCycle()
@@ -100,16 +108,10 @@ def test_trigger_from_settings() -> None:
 def test_the_gate_between_jobs_records_decisions_only(
     pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pg_sessions.begin() as session:
-        cid = seed.campaign(session)
-        base = seed.version(session, BASE, "active")
-        base_ids = seed.arms(session, cid, [("Acme running shoes", 0, 0)], version_id=base.id)
-        cand = seed.version(session, BASE, "candidate", parent_id=base.id)
-        cand_ids = seed.arms(session, cid, [("Save 30% on Acme", 0, 0)], version_id=cand.id)
-        after = cand.created_at + timedelta(seconds=1)
+    cid, cand, base_text, cand_text, after = _lineage(pg_sessions)
     with pg_sessions.begin() as session:  # too little to tell
-        seed.log(session, cid, base_ids[0], 60, 2, at=after)
-        seed.log(session, cid, cand_ids[0], 50, 2, at=after)
+        seed.log(session, cid, base_text, 60, 2, at=after)
+        seed.log(session, cid, cand_text, 50, 2, at=after)
     job = TrainingJob(Settings(), pg_sessions, registry=None, cycle=FlakyCycle())
 
     unsure = job.gate_pass()
@@ -118,8 +120,8 @@ def test_the_gate_between_jobs_records_decisions_only(
         assert session.query(GateDecision).count() == 0
 
     with pg_sessions.begin() as session:  # the candidate's text now clearly wins
-        seed.log(session, cid, base_ids[0], 2000, 40, at=after)
-        seed.log(session, cid, cand_ids[0], 500, 30, at=after)
+        seed.log(session, cid, base_text, 2000, 40, at=after)
+        seed.log(session, cid, cand_text, 500, 30, at=after)
     decided = job.gate_pass()
     assert decided.ok and decided.decisions == [(cand.id, "promote")]
     with pg_sessions() as session:
