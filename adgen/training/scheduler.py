@@ -108,8 +108,6 @@ class TrainingJob:
         start = time.perf_counter()
         self._gate(report, record_continue=False)
         report.seconds = time.perf_counter() - start
-        for version_id, decision in report.decisions:
-            logger.info("gate between training jobs: v%d %s", version_id, decision)
         return report
 
     def _gate(self, report: JobReport, *, record_continue: bool = True) -> None:
