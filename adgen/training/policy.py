@@ -35,7 +35,7 @@ def trainable_policy(base: Any, parent_adapter: Path | None, config: TrainConfig
 
     On exit every adapter layer is removed again, so ``base`` can be reused.
     """
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, PeftModel
 
     # TRL patches the instance's forward (a fused LM head); put the class's back on exit.
     patched_before = "forward" in vars(base)
@@ -56,7 +56,7 @@ def trainable_policy(base: Any, parent_adapter: Path | None, config: TrainConfig
             task_type="CAUSAL_LM",
         )
         try:
-            model = get_peft_model(base, lora)
+            model = _fresh_lora(base, lora, config.seed)
         except ValueError as exc:
             raise ModelError(
                 f"LoRA targets {list(config.lora_targets)} do not fit this model: {exc}; "
@@ -69,6 +69,21 @@ def trainable_policy(base: Any, parent_adapter: Path | None, config: TrainConfig
         if not patched_before:
             vars(base).pop("forward", None)
         base.eval()
+
+
+def _fresh_lora(base: Any, lora: Any, seed: int) -> Any:
+    """``get_peft_model`` with the adapter's random initialisation drawn from ``seed``.
+
+    peft draws the new A matrices from torch's global generator, whose state depends on
+    whatever ran before in the process: two runs of one cycle on the same data trained
+    different adapters. The global generator is left as it was.
+    """
+    import torch
+    from peft import get_peft_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return get_peft_model(base, lora)
 
 
 def save_adapter(model: Any, out_dir: Path) -> float:
