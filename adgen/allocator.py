@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from adgen.bandit import Controls, DiscountedEvidence, ThompsonSampling
 from adgen.bandit.pooling import pooled_evidence, prior_strength
@@ -103,6 +103,7 @@ class _Arm:
     successes: float
     trials: float
     candidate: bool
+    control: bool = False
 
 
 @dataclass
@@ -405,18 +406,21 @@ class Allocator:
                     )
                 )
             }
+            rollout_of = aliased(ModelVersion)
             stmt = (
                 select(
                     Variant.campaign_id,
                     Variant.id,
                     Variant.text,
                     ModelVersion.status,
+                    rollout_of.status,
                     ArmStats.impressions,
                     ArmStats.clicks,
                     ArmStats.conversions,
                 )
                 .join(Campaign, Campaign.id == Variant.campaign_id)
                 .outerjoin(ModelVersion, ModelVersion.id == Variant.model_version_id)
+                .outerjoin(rollout_of, rollout_of.id == Variant.rollout_of)
                 .outerjoin(ArmStats, ArmStats.variant_id == Variant.id)
                 .where(Variant.status == VariantStatus.ACTIVE)
                 .where(Campaign.status == CampaignStatus.ACTIVE)
@@ -453,8 +457,10 @@ class Allocator:
             successes = float((r.clicks if reward == "click" else r.conversions) or 0)
             successes = successes_within(successes, trials)
             candidate = r.version_status == VersionStatus.CANDIDATE
+            # the incumbent's texts of a candidate's cycle: what the gate compares it with
+            control = not candidate and r.rollout_of_status == VersionStatus.CANDIDATE
             by_campaign[r.campaign_id].append(
-                _Arm(r.variant_id, r.text, successes, trials, candidate)
+                _Arm(r.variant_id, r.text, successes, trials, candidate, control)
             )
         if self._discount is not None:
             arms = [a for group in by_campaign.values() for a in group]
@@ -521,7 +527,7 @@ class Allocator:
         cells = self._cell_evidence(campaign, arms, cell_rows, previous)
         key = (
             status,
-            tuple((a.variant_id, a.successes, a.trials, a.candidate) for a in arms),
+            tuple((a.variant_id, a.successes, a.trials, a.candidate, a.control) for a in arms),
             traffic,
             campaign.attributes,
             campaign.max_cells,
@@ -540,6 +546,7 @@ class Allocator:
             cap=traffic.cap,
             guaranteed=traffic.floor,
             capped=tuple(i for i, a in enumerate(arms) if a.candidate),
+            control=tuple(i for i, a in enumerate(arms) if a.control),
         )
         state.policy = self._policy(
             controls, [a.successes for a in arms], [a.trials for a in arms]
@@ -583,6 +590,7 @@ class _Row:
     variant_id: int
     text: str
     version_status: str | None
+    rollout_of_status: str | None
     impressions: int | None
     clicks: int | None
     conversions: int | None

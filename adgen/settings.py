@@ -98,8 +98,9 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="Least traffic a candidate version's variants get together until the gate "
-        "decides (at most the cap): the bandit alone would starve a candidate whose texts "
-        "trail the incumbent's best, and the gate would never see enough of them.",
+        "decides (at most the cap), and the incumbent's texts of the same cycle (what the gate "
+        "compares them with) too, spread evenly over each side's texts: the bandit alone would "
+        "starve both beside the proven texts, and the gate would see too little of them.",
     )
     discount_half_life_s: float | None = Field(
         None, gt=0, description="Half-life for discounting old evidence; unset keeps all."

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adgen.allocator import Allocator
 from adgen.brief import Brief
 from adgen.db.campaigns import add_variants, create_campaign
-from adgen.db.models import ArmStats, Campaign, ModelVersion
+from adgen.db.models import ArmStats, Campaign, ModelVersion, Variant
 from adgen.errors import ConflictError, NotFoundError, StorageError
 from adgen.settings import Settings
 
@@ -116,6 +116,44 @@ def test_a_trailing_candidate_keeps_its_guaranteed_traffic(
     served = [allocator.allocate(cid) for _ in range(20_000)]
     assert np.mean([a.variant_id in new for a in served]) == pytest.approx(0.08, abs=0.01)
     assert all(a.propensity == pytest.approx(arms[a.variant_id].probability) for a in served)
+
+
+def test_the_texts_a_candidate_is_compared_with_get_the_floor_too(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """The incumbent's texts of the candidate's cycle (``rollout_of``) trail its proven ones,
+    so the bandit alone would starve them and the gate would compare the candidate with
+    a few hundred impressions of them; they get the floor too, each text its even part.
+    Once the candidate is decided they are ordinary texts again."""
+    with pg_sessions.begin() as session:
+        active = _version(session, "active")
+        candidate = _version(session, "candidate")
+        cid, proven = _campaign(session, 2, version=active)
+        same_cycle = [v.id for v in add_variants(session, cid, ["same a", "same b"],
+                                                 model_version_id=active)]
+        new = [v.id for v in add_variants(session, cid, ["new a", "new b"],
+                                          model_version_id=candidate)]
+        for vid in proven:
+            _set_stats(session, vid, 5000, 250)
+        for vid in same_cycle + new:
+            _set_stats(session, vid, 1000, 10)
+        for vid in same_cycle:
+            session.get_one(Variant, vid).rollout_of = candidate
+    allocator = Allocator(pg_sessions, _settings(candidate_traffic_floor=0.08),
+                          np.random.default_rng(0))
+    assert allocator.refresh()
+    arms = {a.variant_id: a for a in allocator.arms(cid)}
+    for group in (new, same_cycle):
+        assert [arms[v].probability for v in group] == pytest.approx([0.04, 0.04])
+    served = [allocator.allocate(cid) for _ in range(20_000)]
+    assert np.mean([a.variant_id in same_cycle for a in served]) == pytest.approx(0.08, abs=0.01)
+    assert all(a.propensity == pytest.approx(arms[a.variant_id].probability) for a in served)
+    with pg_sessions.begin() as session:
+        session.get_one(ModelVersion, candidate).status = "rolled_back"
+    assert allocator.refresh()
+    arms = {a.variant_id: a for a in allocator.arms(cid)}
+    assert set(arms) == set(proven + same_cycle)
+    assert sum(arms[v].probability for v in same_cycle) < 0.01
 
 
 def test_the_candidate_floor_cannot_exceed_its_cap() -> None:

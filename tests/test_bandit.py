@@ -136,18 +136,63 @@ def test_a_starved_candidate_still_gets_its_guaranteed_share() -> None:
     assert np.isin(arms, [2, 3]).mean() == pytest.approx(0.05, abs=0.003)
 
 
-def test_a_candidate_between_guarantee_and_cap_is_left_to_the_policy() -> None:
+def test_a_candidate_between_guarantee_and_cap_keeps_its_share_with_the_guarantee_even() -> None:
+    """The group keeps what the policy gives it; the guaranteed part of it is spread evenly
+    and the rest follows the policy: (0.10 - 0.05) split 6:4, plus 0.025 each."""
     base = np.array([0.5, 0.4, 0.06, 0.04])
     p = apply_controls(base, Controls(cap=0.2, guaranteed=0.05, capped=(2, 3)))
+    np.testing.assert_allclose(p, [0.5, 0.4, 0.055, 0.045])
+
+
+def test_without_a_guarantee_a_group_under_its_cap_is_left_to_the_policy() -> None:
+    base = np.array([0.5, 0.4, 0.06, 0.04])
+    p = apply_controls(base, Controls(cap=0.2, capped=(2, 3), control=(0,)))
     np.testing.assert_allclose(p, base)
 
 
-def test_the_guarantee_keeps_the_policy_order_inside_the_group() -> None:
-    base = np.array([0.9, 0.07, 0.02, 0.01])
+def test_the_guarantee_lifts_every_text_of_the_group_evenly() -> None:
+    """A starved text is measured as fast as its sibling: the policy's order only decides
+    what the group gets beyond the guarantee, and the other arms keep their ratio."""
+    base = np.array([0.85, 0.07, 0.05, 0.03])
     p = apply_controls(base, Controls(cap=0.2, guaranteed=0.06, capped=(2, 3)))
-    assert p[[2, 3]].sum() == pytest.approx(0.06) and p.sum() == pytest.approx(1.0)
-    assert p[2] == pytest.approx(2 * p[3])
-    assert p[0] / p[1] == pytest.approx(0.9 / 0.07)
+    assert p[[2, 3]].sum() == pytest.approx(0.08) and p.sum() == pytest.approx(1.0)
+    assert p[2] == pytest.approx(0.03 + 0.02 * 5 / 8) and p[3] == pytest.approx(0.03 + 0.02 * 3 / 8)
+    assert p[0] / p[1] == pytest.approx(0.85 / 0.07)
+
+
+def test_control_arms_get_the_guarantee_too_spread_evenly() -> None:
+    """The incumbent's same-cycle texts, which the policy starves beside its proven best, get
+    the candidate's guaranteed share as well, evenly, so the gate compares like with like;
+    the propensities logged are the served ones."""
+    controls = Controls(cap=0.2, guaranteed=0.05, capped=(2, 3), control=(4, 5))
+    ts = ThompsonSampling(6, np.random.default_rng(8), controls=controls)
+    ts.set_evidence([90, 80, 10, 12, 11, 9], [1000] * 6)
+    p = ts.probabilities()
+    np.testing.assert_allclose(p[2:], [0.025] * 4, atol=1e-12)
+    assert p.sum() == pytest.approx(1.0) and p[0] > p[1]
+    arms, props = ts.choose_many(100_000)
+    np.testing.assert_array_equal(props, p[arms])
+    assert np.isin(arms, [4, 5]).mean() == pytest.approx(0.05, abs=0.003)
+
+
+def test_control_arms_the_policy_favours_keep_what_it_gives_them() -> None:
+    base = np.array([0.1, 0.1, 0.8])
+    p = apply_controls(base, Controls(cap=0.2, guaranteed=0.05, capped=(1,), control=(2,)))
+    np.testing.assert_allclose(p, [0.1, 0.1, 0.8])
+
+
+def test_without_a_candidate_the_policy_is_served_as_it_is() -> None:
+    """Nothing is before the gate: the guarantee has nothing to apply to, and the served
+    distribution is the policy's, bit for bit (the loop without retraining relies on it)."""
+    base = np.array([0.7, 0.2, 0.1])
+    p = apply_controls(base, Controls(min_exploration=0.3, cap=0.2, guaranteed=0.05))
+    np.testing.assert_array_equal(p, 0.7 * base + 0.1)
+
+
+def test_when_candidate_and_control_are_every_arm_the_control_takes_the_rest() -> None:
+    base = np.array([0.9, 0.1])
+    p = apply_controls(base, Controls(cap=0.2, guaranteed=0.05, capped=(0,), control=(1,)))
+    np.testing.assert_allclose(p, [0.2, 0.8])
 
 
 def test_cap_and_floor_together_keep_both_where_feasible() -> None:

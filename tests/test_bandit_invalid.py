@@ -81,6 +81,8 @@ def test_bad_batch_sizes(ts: ThompsonSampling, n: object) -> None:
         ({"cap": 0.1, "guaranteed": 0.2}, "guaranteed"),
         ({"guaranteed": -0.1}, "guaranteed"),
         ({"paused": ("a",)}, "paused"),
+        ({"control": (True,)}, "control"),
+        ({"capped": (1, 2), "control": (2,)}, "both capped and control"),
     ],
 )
 def test_bad_controls(kwargs: dict[str, object], match: str) -> None:
@@ -92,6 +94,7 @@ def test_bad_controls(kwargs: dict[str, object], match: str) -> None:
     ("controls", "match"),
     [
         (Controls(capped=(5,)), "outside"),
+        (Controls(control=(3,)), "control arm indices"),
         (Controls(paused=(0, 1, 2)), "all 3 arms are paused"),
     ],
 )
