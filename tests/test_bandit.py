@@ -189,6 +189,14 @@ def test_without_a_candidate_the_policy_is_served_as_it_is() -> None:
     np.testing.assert_array_equal(p, 0.7 * base + 0.1)
 
 
+def test_control_arms_lose_their_floor_when_the_candidate_serves_nothing_here() -> None:
+    """An operator paused the candidate's texts in this campaign: its same-cycle rivals are
+    ordinary texts again, left to the policy."""
+    base = np.array([1.0, 0.0, 0.0, 0.0])  # the policy gives the rivals nothing
+    controls = Controls(cap=0.2, guaranteed=0.05, capped=(1,), control=(2, 3), paused=(1,))
+    np.testing.assert_array_equal(apply_controls(base, controls), base)
+
+
 def test_when_candidate_and_control_are_every_arm_the_control_takes_the_rest() -> None:
     base = np.array([0.9, 0.1])
     p = apply_controls(base, Controls(cap=0.2, guaranteed=0.05, capped=(0,), control=(1,)))

@@ -99,6 +99,8 @@ def apply_controls(base: NDArray[np.float64], controls: Controls) -> NDArray[np.
     floor = controls.min_exploration / n_live
     p = (1.0 - controls.min_exploration) * base + floor * live
     group, ctrl = _members(controls.capped, live), _members(controls.control, live)
+    if not group.any():
+        ctrl[:] = False  # nothing of the candidate's is served here: nothing to compare with
     rest = live & ~group & ~ctrl
     g = controls.guaranteed
     held = float(p[group].sum())
