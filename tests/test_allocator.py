@@ -55,6 +55,17 @@ def _version(session: Session, status: str) -> int:
     return version.id
 
 
+def _campaign_with_candidate(session: Session) -> tuple[int, int, int, list[int], list[int]]:
+    """An active and a candidate version, a campaign with 2 of the active one's texts and 2
+    of the candidate's: (campaign, active, candidate, the active texts, the candidate's)."""
+    active = _version(session, "active")
+    candidate = _version(session, "candidate")
+    cid, incumbents = _campaign(session, 2, version=active)
+    new = [v.id for v in add_variants(session, cid, ["new a", "new b"],
+                                      model_version_id=candidate)]
+    return cid, active, candidate, incumbents, new
+
+
 def test_candidate_cap_rolled_back_versions_and_rewards(pg_sessions: sessionmaker[Session]) -> None:
     with pg_sessions.begin() as session:
         active = _version(session, "active")
@@ -99,11 +110,7 @@ def test_a_trailing_candidate_keeps_its_guaranteed_traffic(
     bandit alone; the floor keeps them at exactly ``candidate_traffic_floor`` so the gate
     gets its evidence."""
     with pg_sessions.begin() as session:
-        active = _version(session, "active")
-        candidate = _version(session, "candidate")
-        cid, incumbents = _campaign(session, 2, version=active)
-        new = [v.id for v in add_variants(session, cid, ["new a", "new b"],
-                                          model_version_id=candidate)]
+        cid, _, _, incumbents, new = _campaign_with_candidate(session)
         for vid in incumbents:
             _set_stats(session, vid, 5000, 250)
         for vid in new:
@@ -126,13 +133,9 @@ def test_the_texts_a_candidate_is_compared_with_get_the_floor_too(
     a few hundred impressions of them; they get the floor too, each text its even part.
     Once the candidate is decided they are ordinary texts again."""
     with pg_sessions.begin() as session:
-        active = _version(session, "active")
-        candidate = _version(session, "candidate")
-        cid, proven = _campaign(session, 2, version=active)
+        cid, active, candidate, proven, new = _campaign_with_candidate(session)
         same_cycle = [v.id for v in add_variants(session, cid, ["same a", "same b"],
                                                  model_version_id=active)]
-        new = [v.id for v in add_variants(session, cid, ["new a", "new b"],
-                                          model_version_id=candidate)]
         for vid in proven:
             _set_stats(session, vid, 5000, 250)
         for vid in same_cycle + new:
