@@ -59,9 +59,9 @@ class DemoConfig:
 
     With ``decide_in_one_round`` (the demo's choice) a candidate is decided within the
     round after the one that made it: the loop lowers ``gate_max_impressions`` to what one
-    round surely gives it (``one_round_gate_max``), so the gate decides by posterior means
-    when one round's evidence leaves it unsure (while a candidate is before the gate, the
-    next cycle trains no new one). Without it the gate keeps the production settings, and
+    round surely gives it (``one_round_gate_max``), so a candidate one round's evidence
+    leaves unsure is rolled back (while a candidate is before the gate, the next cycle
+    trains no new one). Without it the gate keeps the production settings, and
     an undecided candidate keeps serving its share until it is decided.
     """
 

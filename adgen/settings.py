@@ -239,7 +239,20 @@ class Settings(BaseSettings):
     # --- rollout gate ------------------------------------------------------------------
     promote_prob: float = Field(0.95, gt=0.5, lt=1)
     rollback_prob: float = Field(0.05, gt=0, lt=0.5)
-    gate_max_impressions: int = Field(20_000, ge=1)
+    gate_loss_tolerance: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="The gate also decides once a choice's expected loss, relative to the "
+        "incumbent's rate, is at most this: a near tie is settled when settling it either way "
+        "costs little (keeping the incumbent first); 0 = decide by P(better) alone.",
+    )
+    gate_max_impressions: int = Field(
+        20_000,
+        ge=1,
+        description="A candidate not shown better by this many impressions is rolled back: "
+        "the incumbent stays, and the next cycle trains from it.",
+    )
     gate_interval_s: float = Field(
         300.0,
         ge=0,

@@ -1,6 +1,6 @@
 """The rollout gate on simulated candidates: how often it is wrong, how soon it decides, and
 what its evidence costs, for each candidate traffic floor, with and without the floor for
-the texts the candidate is compared with.
+the texts the candidate is compared with, and for each expected-loss tolerance.
 
 The closed loop (``bench/closed_loop.py``) checks every gate decision against the simulator's
 truth, but five seeds give a dozen decisions. This bench gives the gate thousands, with the
@@ -19,20 +19,24 @@ draws) refreshed every ``--batch`` impressions, under the candidate's cap and fl
 allocator serves them) or not (``control_floor`` false: how the gate was fed before). The
 gate runs every ``gate_every`` impressions (``gate_interval_s`` of a ``train_interval_s``
 round of ``--round`` impressions) with its production rule
-(``Comparison.prob_better`` and ``decide``, ``promote_prob``, ``rollback_prob`` and
-``gate_max_impressions``) until it decides or ``--rounds`` rounds have passed.
+(``Comparison.prob_better``, ``Comparison.expected_loss`` and ``decide``, ``promote_prob``,
+``rollback_prob``, ``gate_max_impressions`` and ``gate_loss_tolerance``, which each run sets
+from ``--tolerances``) until it decides or ``--rounds`` rounds have passed.
 
 A decision is wrong when it promotes a candidate whose texts' mean true CTR is below the
 same-cycle texts' or rolls back one above them (the closed loop's ``gate_errors``);
 ``wrong_beyond_5pct`` counts only those where the truth differs by more than 5%. ``cost``
 is the clicks the candidate's share gave up while it was before the gate (until the
 decision or the horizon): its impressions times the rate the rest of the traffic earned in
-the same batches, less its own expected clicks. Per floor (``--floors``, the cap staying at
-``candidate_traffic_cap``) and per ``control_floor``: decisions, errors, undecided trials,
-the share decided within one round, traffic to a decision, mean cost and the promotion rate
-per bin of true lift.
+the same batches, less its own expected clicks; ``regret`` is the true rate the decisions
+gave up (a wrong promotion's shortfall or a wrong rollback's forgone gain, relative to the
+same-cycle texts, 0 when right), summed over the trials. Per floor (``--floors``, the cap
+staying at ``candidate_traffic_cap``), per ``control_floor`` (``--control-floor``) and per
+tolerance: decisions, errors, undecided trials, the share decided within one round, traffic
+to a decision, mean cost, regret and the promotion rate per bin of true lift.
 
-    python bench/gate.py [--trials 48] [--floors 0.05,0.1,0.2] [--seed 0] [--quick]
+    python bench/gate.py [--trials 48] [--floors 0.05] [--tolerances 0,0.005,0.01,0.02]
+                         [--control-floor yes,no] [--spread 0.2] [--seed 0] [--quick]
 """
 
 from __future__ import annotations
@@ -166,7 +170,7 @@ def run_floor(
     floor: float, control_floor: bool, args: argparse.Namespace, settings: Settings
 ) -> list[Trial]:
     """Every trial at this candidate floor, with or without the floor for the same-cycle
-    texts; the same worlds and seeds for every run."""
+    texts, under the gate's ``settings``; the same worlds and seeds for every run."""
     rng = np.random.default_rng(args.seed)
     worlds = [make_world(LIFTS[i % len(LIFTS)], args, rng) for i in range(args.trials)]
     trials = [start(w, args.history, rng) for w in worlds]
@@ -182,6 +186,7 @@ def run_floor(
     next_gate = every
     served = 0
     label = f"floor {floor:g}" + (" +control" if control_floor else "")
+    label += f" tol {settings.gate_loss_tolerance:g}"
     with tqdm(total=horizon, desc=label, unit="imp", leave=False) as bar:
         while served < horizon:
             live = [t for t in trials if t.decision == Decision.CONTINUE]
@@ -200,13 +205,16 @@ def run_floor(
 def gate_pass(trial: Trial, settings: Settings) -> None:
     """The gate's production rule on the trial's evidence so far."""
     comp = comparison(trial)
-    cand_mean, inc_mean = comp.means()
-    verdict = decide(comp.prob_better, cand_mean, inc_mean, comp.candidate.trials, settings)
+    verdict = decide(comp.prob_better, comp.expected_loss, comp.candidate.trials, settings)
     trial.decision = verdict.decision
 
 
 def summarise(
-    floor: float, control_floor: bool, trials: list[Trial], round_impressions: int
+    floor: float,
+    control_floor: bool,
+    tolerance: float,
+    trials: list[Trial],
+    round_impressions: int,
 ) -> dict[str, Any]:
     """One run's figures over its trials (the cost over all, decided or not)."""
     decided = [t for t in trials if t.decision != Decision.CONTINUE]
@@ -221,6 +229,7 @@ def summarise(
     return {
         "floor": floor,
         "control_floor": control_floor,
+        "tolerance": tolerance,
         "trials": len(trials),
         "decisions": len(decided),
         "undecided": len(trials) - len(decided),
@@ -232,6 +241,7 @@ def summarise(
         "decided_within_a_round": sum(t.traffic <= round_impressions for t in decided)
         / len(trials),
         "mean_cost_clicks": statistics.fmean(t.cost for t in trials),
+        "regret": sum(abs(t.world.truly_better()[1]) for t in wrong),
         "promote_rate_by_true_lift": by_lift,
     }
 
@@ -262,12 +272,19 @@ def median(values: list[float]) -> float | None:
 
 
 def parse_args() -> argparse.Namespace:
-    """The command line (``--quick``: 16 trials, 2 floors, 2 rounds)."""
+    """The command line (``--quick``: 16 trials, floor 0.05 with and without the control
+    floor, tolerances 0 and the production one, 2 rounds)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--trials", type=int, default=48, help="per run (lifts cycle)")
-    parser.add_argument("--floors", default="0.05,0.1,0.2", help="candidate traffic floors")
+    parser.add_argument("--floors", default="0.05", help="candidate traffic floors")
+    parser.add_argument(
+        "--tolerances", default="0,0.005,0.01,0.02", help="gate_loss_tolerance values"
+    )
+    parser.add_argument(
+        "--control-floor", default="yes", help="yes, no or yes,no: the same-cycle texts' floor"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--campaigns", type=int, default=3)
     parser.add_argument("--proven", type=int, default=4, help="proven texts per campaign")
@@ -281,41 +298,59 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.trials, args.floors, args.rounds = 16, "0.05,0.2", 2
+        args.trials, args.floors, args.rounds = 16, "0.05", 2
+        args.tolerances = f"0,{Settings().gate_loss_tolerance}"
+        args.control_floor = "yes,no"
     args.floors = [float(f) for f in args.floors.split(",")]
+    args.tolerances = [float(t) for t in args.tolerances.split(",")]
+    choices = {"yes": True, "no": False}
+    try:
+        args.control_floor = [choices[c] for c in args.control_floor.split(",")]
+    except KeyError as err:
+        parser.error(f"--control-floor takes yes, no or yes,no, not {err.args[0]!r}")
     return args
 
 
 def main() -> None:
-    """Run every floor, with and without the control floor, on the same trials; print the
-    tables and the JSON line."""
+    """Run every floor, control floor and tolerance on the same trials; print the tables and
+    the JSON line."""
     args = parse_args()
     settings = Settings()
     began = time.perf_counter()
     results = [
-        summarise(f, control, run_floor(f, control, args, settings), args.round)
+        summarise(
+            f,
+            control,
+            tol,
+            run_floor(f, control, args, settings.model_copy(update={"gate_loss_tolerance": tol})),
+            args.round,
+        )
         for f in args.floors
-        for control in (True, False)
+        for control in args.control_floor
+        for tol in args.tolerances
     ]
     seconds = time.perf_counter() - began
     table(
         f"the gate on {args.trials} simulated candidates per run (cap "
         f"{settings.candidate_traffic_cap:g}, P {settings.rollback_prob:g}/"
-        f"{settings.promote_prob:g}, forced at {settings.gate_max_impressions:,}); {seconds:.0f} s",
-        ["floor", "control floor", "decided", "undecided", "wrong", "wrong >5%", "within a round",
-         "traffic to decision", "candidate impressions", "cost (clicks)"],
+        f"{settings.promote_prob:g}, undecided at "
+        f"{settings.gate_max_impressions:,} rolled back); {seconds:.0f} s",
+        ["floor", "control floor", "tolerance", "decided", "undecided", "wrong", "wrong >5%",
+         "regret", "within a round", "traffic to decision", "candidate impressions",
+         "cost (clicks)"],
         [
-            (r["floor"], r["control_floor"], r["decisions"], r["undecided"], r["wrong"],
-             r["wrong_beyond_5pct"], r["decided_within_a_round"], r["median_traffic_to_decision"],
-             r["median_candidate_impressions"], r["mean_cost_clicks"])
+            (r["floor"], r["control_floor"], r["tolerance"], r["decisions"], r["undecided"],
+             r["wrong"], r["wrong_beyond_5pct"], r["regret"], r["decided_within_a_round"],
+             r["median_traffic_to_decision"], r["median_candidate_impressions"],
+             r["mean_cost_clicks"])
             for r in results
         ],
     )
     table(
         "share promoted among decided trials, by the candidate's true lift over the same-cycle "
         "texts",
-        ["floor", "control floor", *bin_labels()],
-        [(r["floor"], r["control_floor"], *r["promote_rate_by_true_lift"].values())
+        ["floor", "control floor", "tolerance", *bin_labels()],
+        [(r["floor"], r["control_floor"], r["tolerance"], *r["promote_rate_by_true_lift"].values())
          for r in results],
     )
     emit(
@@ -323,6 +358,7 @@ def main() -> None:
             "bench": "gate",
             "trials": args.trials,
             "seed": args.seed,
+            "spread": args.spread,
             "rounds": args.rounds,
             "round_impressions": args.round,
             "settings": {

@@ -163,13 +163,61 @@ def test_gate_rolls_back_a_loser_and_continues_while_unsure(
             evaluate(session, loser, settings)
 
 
-def test_gate_decides_by_posterior_mean_at_the_maximum_sample_size() -> None:
-    settings = Settings(gate_max_impressions=400)
-    assert decide(0.6, 0.024, 0.022, 500, settings).decision == "promote"
-    assert decide(0.4, 0.020, 0.022, 500, settings).decision == "rollback"
-    assert decide(0.6, 0.024, 0.022, 399, settings).decision == "continue"
-    assert decide(0.96, 0.03, 0.02, 10, settings).decision == "promote"
-    assert decide(0.04, 0.01, 0.02, 10, settings).decision == "rollback"
+def test_gate_rule_by_probability_expected_loss_and_sample_size() -> None:
+    settings = Settings(gate_max_impressions=400, gate_loss_tolerance=0.02)
+    unsure = (0.10, 0.10)  # a wrong choice either way would cost about 10% of the rate
+    assert decide(0.96, unsure, 10, settings).decision == "promote"
+    assert decide(0.04, unsure, 10, settings).decision == "rollback"
+    assert decide(0.6, unsure, 399, settings).decision == "continue"
+    # a near tie, well measured: settled, keeping the incumbent when both choices are cheap
+    assert decide(0.55, (0.015, 0.019), 300, settings).decision == "rollback"
+    assert decide(0.7, (0.015, 0.03), 300, settings).decision == "promote"
+    assert decide(0.3, (0.03, 0.015), 300, settings).decision == "rollback"
+    # not shown better by the budget: rolled back, even when ahead on the posterior means
+    verdict = decide(0.8, unsure, 400, settings)
+    assert verdict.decision == "rollback" and "the incumbent stays" in verdict.reason
+    # tolerance 0: P(better) and the budget alone
+    strict = settings.model_copy(update={"gate_loss_tolerance": 0.0})
+    assert decide(0.55, (0.015, 0.019), 300, strict).decision == "continue"
+
+
+def test_expected_loss_shrinks_on_a_near_tie_as_evidence_grows() -> None:
+    since = datetime.now(UTC)
+
+    def loss(cand: int, inc: int, n: int) -> tuple[float, float]:
+        arms = 4
+        return Comparison(
+            [1], [(cand, n)] * arms, [(inc, n)] * arms, "incumbent_rollout", since
+        ).expected_loss
+
+    few, many = loss(40, 40, 1000), loss(4000, 4000, 100_000)
+    assert min(few) > 0.02 and max(many) < 0.01  # a tie, measured 100x better
+    trailing = loss(4000, 4100, 100_000)  # surely 2.4% worse: promoting costs about that
+    assert trailing[0] == pytest.approx(0.0244, abs=0.002) and trailing[1] < 0.001
+    ahead = loss(60, 40, 2000)  # 3.0% against 2.0%
+    assert ahead[0] < 0.01 < 0.2 < ahead[1]
+    assert Comparison([1], [], [(40, 1000)], "incumbent", since).expected_loss == (1.0, 1.0)
+
+
+def test_gate_settles_a_well_measured_near_tie_and_says_why(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    # 3.00% against 3.01%: P(better) stays near one half, but either choice now costs
+    # under 1% of the rate, so the incumbent stays
+    _, base_id, cand_id, _, _ = _lineage(
+        pg_sessions, incumbent=(300_000, 9000), candidate=(300_000, 9030)
+    )
+    settings = Settings()
+    assert settings.gate_loss_tolerance == 0.01
+    with pg_sessions.begin() as session:
+        decision = evaluate(session, cand_id, settings)
+    assert 0.05 < (decision.prob_better or 0) < 0.95
+    assert decision.decision == "rollback"
+    assert decision.details["reason"].startswith("expected loss of rolling back")
+    assert decision.details["expected_loss_of_promoting"] <= 0.01
+    assert decision.details["expected_loss_of_rolling_back"] <= 0.01
+    with pg_sessions() as session:
+        assert session.get_one(ModelVersion, base_id).status == "active"
 
 
 def test_manual_rollback_pauses_the_variants_the_allocator_stops_serving_them(

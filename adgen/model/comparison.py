@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -80,16 +81,42 @@ class Comparison:
         centre = min(max(centre, 1e-4), 1 - 1e-4)
         return centre * GATE_PRIOR_STRENGTH, (1 - centre) * GATE_PRIOR_STRENGTH
 
-    @property
-    def prob_better(self) -> float:
-        """P(the version's average variant rate > the incumbent's); 0.5 without evidence."""
+    @cached_property
+    def _draws(self) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+        """Seeded posterior draws of each side's average variant rate (candidate,
+        incumbent); None when a side has no served variant."""
         if not self.candidate_arms or not self.incumbent_arms:
-            return 0.5
+            return None
         a0, b0 = self._prior()
         rng = np.random.default_rng(0)
         mine = _mean_draws(self.candidate_arms, a0, b0, rng)
-        theirs = _mean_draws(self.incumbent_arms, a0, b0, rng)
+        return mine, _mean_draws(self.incumbent_arms, a0, b0, rng)
+
+    @property
+    def prob_better(self) -> float:
+        """P(the version's average variant rate > the incumbent's); 0.5 without evidence."""
+        if self._draws is None:
+            return 0.5
+        mine, theirs = self._draws
         return float(np.mean(mine > theirs) + 0.5 * np.mean(mine == theirs))
+
+    @property
+    def expected_loss(self) -> tuple[float, float]:
+        """Expected loss of each choice, relative to the incumbent's average rate:
+        (promoting: E[max(incumbent - version, 0)], rolling back: E[max(version -
+        incumbent, 0)]), each over E[incumbent]. The rate a wrong choice gives up, weighted
+        by how likely it is wrong: a near tie costs little either way, so both shrink as
+        the evidence grows even when P(better) stays near one half. (1, 1) without
+        evidence."""
+        if self._draws is None:
+            return 1.0, 1.0
+        mine, theirs = self._draws
+        scale = max(float(np.mean(theirs)), 1e-12)
+        gap = mine - theirs
+        return (
+            float(np.mean(np.maximum(-gap, 0.0))) / scale,
+            float(np.mean(np.maximum(gap, 0.0))) / scale,
+        )
 
     def means(self) -> tuple[float, float]:
         """Posterior mean of each side's average variant rate (candidate, incumbent)."""
@@ -106,6 +133,7 @@ class Comparison:
     def details(self) -> dict[str, object]:
         """JSON-ready figures for ``gate_decisions.details``."""
         cand_mean, inc_mean = self.means()
+        loss_promote, loss_rollback = self.expected_loss
         return {
             "campaigns": self.campaigns,
             "basis": self.basis,
@@ -115,6 +143,8 @@ class Comparison:
             "incumbent_variants": len(self.incumbent_arms),
             "candidate_mean": round(cand_mean, 6),
             "incumbent_mean": round(inc_mean, 6),
+            "expected_loss_of_promoting": round(loss_promote, 6),
+            "expected_loss_of_rolling_back": round(loss_rollback, 6),
         }
 
 

@@ -4,8 +4,13 @@ With P = P(the candidate's average variant rate > the incumbent's) on the campai
 the candidate has variants (``model.comparison``: each variant weighs the same, however
 the bandit split the traffic, and the incumbent's side is the texts it wrote in the same
 cycle as the candidate's rollout when there are any): promote when P ≥ ``promote_prob``,
-roll back when P ≤ ``rollback_prob``; once the candidate has ``gate_max_impressions``
-impressions, decide by the posterior means instead of waiting longer; otherwise continue.
+roll back when P ≤ ``rollback_prob``. A near tie keeps P near one half however long it is
+served, so the gate also settles once a choice's expected loss (``Comparison.expected_loss``,
+relative to the incumbent's rate) is at most ``gate_loss_tolerance``: rolling back first, then
+promoting. A candidate still undecided at ``gate_max_impressions`` is rolled back, the
+incumbent staying: the posterior means the gate once decided by there promoted texts 10% worse
+in the closed loop, and a rollback costs only a cycle (the next trains from the incumbent).
+Otherwise continue.
 Every decision is recorded in ``gate_decisions`` with its figures, and so is every
 "continue" of the training job's evaluation (the scheduler's passes between jobs record
 only decisions, or the table would fill with "continue" rows every few minutes).
@@ -38,22 +43,34 @@ class Verdict:
 
 def decide(
     prob: float,
-    candidate_mean: float,
-    incumbent_mean: float,
+    expected_loss: tuple[float, float],
     candidate_impressions: int,
     settings: Settings,
 ) -> Verdict:
-    """The gate's rule (pure)."""
+    """The gate's rule (pure): ``expected_loss`` is (of promoting, of rolling back)."""
+    loss_promote, loss_rollback = expected_loss
+    tolerance = settings.gate_loss_tolerance
     if prob >= settings.promote_prob:
         return Verdict(Decision.PROMOTE, f"P(better) {prob:.4f} >= {settings.promote_prob}")
     if prob <= settings.rollback_prob:
         return Verdict(Decision.ROLLBACK, f"P(better) {prob:.4f} <= {settings.rollback_prob}")
-    if candidate_impressions >= settings.gate_max_impressions:
-        better = candidate_mean > incumbent_mean
+    if loss_rollback <= tolerance:
         return Verdict(
-            Decision.PROMOTE if better else Decision.ROLLBACK,
-            f"{candidate_impressions} impressions >= {settings.gate_max_impressions}: "
-            f"posterior mean {candidate_mean:.5f} vs {incumbent_mean:.5f}",
+            Decision.ROLLBACK,
+            f"expected loss of rolling back {loss_rollback:.2%} <= {tolerance:.2%} "
+            f"(P(better) {prob:.4f})",
+        )
+    if loss_promote <= tolerance:
+        return Verdict(
+            Decision.PROMOTE,
+            f"expected loss of promoting {loss_promote:.2%} <= {tolerance:.2%} "
+            f"(P(better) {prob:.4f})",
+        )
+    if candidate_impressions >= settings.gate_max_impressions:
+        return Verdict(
+            Decision.ROLLBACK,
+            f"not shown better within {settings.gate_max_impressions} impressions "
+            f"(P(better) {prob:.4f}): the incumbent stays",
         )
     return Verdict(Decision.CONTINUE, f"P(better) {prob:.4f}: not yet decided")
 
@@ -71,9 +88,8 @@ def evaluate(
         )
     incumbent = active_of(session, candidate.base_model)
     comparison: Comparison = compare(session, candidate, incumbent)
-    cand_mean, inc_mean = comparison.means()
     verdict = decide(
-        comparison.prob_better, cand_mean, inc_mean, comparison.candidate.trials, settings
+        comparison.prob_better, comparison.expected_loss, comparison.candidate.trials, settings
     )
     logger.info("gate on v%d: %s (%s)", candidate.id, verdict.decision, verdict.reason)
     if verdict.decision == Decision.PROMOTE:
