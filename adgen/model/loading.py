@@ -62,7 +62,11 @@ def bundled_gguf_path() -> Path:
 
 
 def convert_gguf(gguf: Path, out_dir: Path, dtype: str = "float32") -> Path:
-    """Dequantize a GGUF file with transformers and save it as a safetensors folder."""
+    """Dequantize a GGUF file with transformers and save it as a safetensors folder.
+
+    The folder appears whole or not at all (written beside it, then renamed), so processes
+    that start together on a fresh machine may each convert: the first to finish places its
+    copy and the others discard theirs, never removing a copy another may be loading."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -84,10 +88,20 @@ def convert_gguf(gguf: Path, out_dir: Path, dtype: str = "float32") -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    try:
+        tmp.rename(out_dir)
+    except OSError as exc:  # out_dir is there and not empty: another process's copy?
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _complete(out_dir):
+            raise ModelError(
+                f"{out_dir} is in the way and holds no converted model: remove it and retry"
+            ) from exc
     logger.info("converted in %.1f s", time.perf_counter() - start)
     return out_dir
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file()
 
 
 def _drop_quantization(model: Any) -> None:
@@ -106,13 +120,13 @@ def resolve_base_model(name: str | None, cache_dir: Path) -> ResolvedModel:
     """
     if name is None or name == BUNDLED_NAME:
         folder = cached_model_dir(cache_dir, BUNDLED_NAME)
-        if not (folder / "config.json").is_file():
+        if not _complete(folder):
             folder.parent.mkdir(parents=True, exist_ok=True)
             convert_gguf(bundled_gguf_path(), folder)
         return ResolvedModel(BUNDLED_NAME, folder)
     if name == ZH_MODEL_NAME:
         folder = cached_model_dir(cache_dir, ZH_MODEL_NAME)
-        if not (folder / "config.json").is_file():
+        if not _complete(folder):
             raise ModelError(
                 f"the Chinese base model {ZH_MODEL_NAME} is not installed in {folder.parent}: "
                 f"run `{ZH_INSTALL_COMMAND}`"
