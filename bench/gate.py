@@ -302,7 +302,12 @@ def parse_args() -> argparse.Namespace:
         args.tolerances = f"0,{Settings().gate_loss_tolerance}"
         args.control_floor = "yes,no"
     args.floors = [float(f) for f in args.floors.split(",")]
-    args.tolerances = [float(t) for t in args.tolerances.split(",")]
+    try:
+        args.tolerances = [float(t) for t in args.tolerances.split(",")]
+    except ValueError as err:
+        parser.error(f"--tolerances takes numbers separated by commas: {err}")
+    if any(not 0 <= t < 1 for t in args.tolerances):
+        parser.error(f"--tolerances must each be in [0, 1), not {args.tolerances}")
     choices = {"yes": True, "no": False}
     try:
         args.control_floor = [choices[c] for c in args.control_floor.split(",")]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from bench_run import run_bench
+import subprocess
+import sys
+
+import pytest
+from bench_run import ROOT, run_bench
 
 from adgen.settings import Settings
 
@@ -32,3 +36,15 @@ def test_gate_quick() -> None:
     # settling near ties by expected loss decides sooner, so the candidate costs less
     assert production["decided_within_a_round"] > strict["decided_within_a_round"]
     assert production["mean_cost_clicks"] < strict["mean_cost_clicks"]
+
+
+@pytest.mark.parametrize(
+    ("tolerances", "message"),
+    [("0,x", "numbers separated by commas"), ("0,1.5", "must each be in [0, 1)")],
+)
+def test_gate_refuses_a_bad_tolerance_before_running(tolerances: str, message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gate.py"), "--tolerances", tolerances],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and message in proc.stderr and proc.stdout == ""
