@@ -36,7 +36,7 @@ from adgen.db.models import Campaign, GateDecision, ModelVersion, Variant
 from adgen.model.versions import active_version, lineage_of
 from adgen.settings import Settings
 from adgen.simulation import TrafficResult, TrafficSimulator
-from adgen.vocabulary import Decision, VariantStatus, VersionStatus
+from adgen.vocabulary import BudgetRule, Decision, VariantStatus, VersionStatus
 
 if TYPE_CHECKING:
     from adgen.training.scheduler import JobReport, TrainingJob
@@ -59,10 +59,11 @@ class DemoConfig:
 
     With ``decide_in_one_round`` (the demo's choice) a candidate is decided within the
     round after the one that made it: the loop lowers ``gate_max_impressions`` to what one
-    round surely gives it (``one_round_gate_max``), so a candidate one round's evidence
-    leaves unsure is rolled back (while a candidate is before the gate, the next cycle
-    trains no new one). Without it the gate keeps the production settings, and
-    an undecided candidate keeps serving its share until it is decided.
+    round surely gives it (``one_round_gate_max``) and settles a candidate one round's
+    evidence leaves unsure by the smaller expected loss (``BudgetRule.LOWER_LOSS``), so the
+    demo shows promotions and rollbacks round by round (while a candidate is before the
+    gate, the next cycle trains no new one). Without it the gate keeps the production
+    settings, and an undecided candidate keeps serving its share until it is decided.
     """
 
     rounds: int = 5
@@ -84,6 +85,17 @@ def one_round_gate_max(settings: Settings, impressions_per_round: int) -> int:
     configured ``gate_max_impressions``."""
     share = settings.candidate_traffic_floor or settings.candidate_traffic_cap / 2
     return max(1, min(settings.gate_max_impressions, int(0.9 * share * impressions_per_round)))
+
+
+def gate_settings(settings: Settings, config: DemoConfig) -> Settings:
+    """The settings the loop runs under: with ``decide_in_one_round``, the gate's budget is
+    what one round surely gives a candidate, settled by the smaller expected loss."""
+    if not config.decide_in_one_round:
+        return settings
+    budget = one_round_gate_max(settings, config.impressions_per_round)
+    return settings.model_copy(
+        update={"gate_max_impressions": budget, "gate_budget_rule": BudgetRule.LOWER_LOSS}
+    )
 
 
 def gate_every(settings: Settings, impressions_per_round: int) -> int | None:
@@ -262,9 +274,7 @@ class ClosedLoop:
 
         settings = self._settings
         pin_torch_threads(settings.torch_threads)
-        if self.config.decide_in_one_round:
-            gate_max = one_round_gate_max(settings, self.config.impressions_per_round)
-            settings = settings.model_copy(update={"gate_max_impressions": gate_max})
+        settings = gate_settings(settings, self.config)
         if settings.kafka_bootstrap is None:
             self._broker = EmbeddedBroker().start()
             settings = settings.model_copy(update={"kafka_bootstrap": self._broker.bootstrap})

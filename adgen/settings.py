@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adgen.errors import ConfigError
 from adgen.events import MAX_CONVERSION_VALUE
-from adgen.vocabulary import Trainer
+from adgen.vocabulary import BudgetRule, Trainer
 
 EMBEDDED_ADMIN_TOKEN = "adgen-embedded-admin"
 EMBEDDED_TOKEN_SECRET = "adgen-embedded-secret"
@@ -250,8 +250,15 @@ class Settings(BaseSettings):
     gate_max_impressions: int = Field(
         20_000,
         ge=1,
-        description="A candidate not shown better by this many impressions is rolled back: "
-        "the incumbent stays, and the next cycle trains from it.",
+        description="A candidate still undecided at this many impressions is settled by "
+        "gate_budget_rule.",
+    )
+    gate_budget_rule: BudgetRule = Field(
+        BudgetRule.KEEP_INCUMBENT,
+        description="What the gate does at gate_max_impressions: keep_incumbent rolls the "
+        "candidate back (it was not shown better; the next cycle trains from the incumbent); "
+        "lower_loss takes the choice with the smaller expected loss, which is what the posterior "
+        "means favour (for short experiments such as the demo's one-round budget).",
     )
     gate_interval_s: float = Field(
         300.0,

@@ -70,6 +70,16 @@ class Decision(StrEnum):
     ROLLBACK = "rollback"
 
 
+class BudgetRule(StrEnum):
+    """What the gate does with a candidate still undecided at ``gate_max_impressions``."""
+
+    KEEP_INCUMBENT = "keep_incumbent"
+    """Roll it back: it was not shown better, and the next cycle trains from the incumbent."""
+    LOWER_LOSS = "lower_loss"
+    """Take the choice with the smaller expected loss (the one the posterior means favour):
+    for a budget squeezed to a short experiment, such as the demo's one round."""
+
+
 class Decider(StrEnum):
     """Who decided: the promotion gate or an operator."""
 

@@ -32,6 +32,7 @@ from adgen.loop import (
     LoopSummary,
     RoundReport,
     gate_every,
+    gate_settings,
     load_briefs,
     one_round_gate_max,
     round_phases,
@@ -236,6 +237,18 @@ def test_the_loop_decides_each_candidate_on_traffic_one_round_surely_gives_it() 
     no_floor = settings.model_copy(update={"candidate_traffic_floor": 0.0})
     assert one_round_gate_max(no_floor, 100_000) == 9_000
     assert one_round_gate_max(settings, 10) == 1
+
+
+def test_the_demo_settles_at_its_one_round_budget_by_expected_loss() -> None:
+    """The demo squeezes the gate's budget into one round, so it settles a candidate left
+    unsure there by the smaller expected loss: the production rule (keep the incumbent)
+    would roll back every candidate one round cannot prove, and the demo would never show a
+    promotion. Without ``decide_in_one_round`` the production settings stay."""
+    production = Settings(candidate_traffic_floor=0.05, candidate_traffic_cap=0.2)
+    demo = gate_settings(production, DemoConfig(impressions_per_round=20_000))
+    assert (demo.gate_max_impressions, demo.gate_budget_rule) == (900, "lower_loss")
+    assert production.gate_budget_rule == "keep_incumbent"
+    assert gate_settings(production, DemoConfig(decide_in_one_round=False)) is production
 
 
 def _report(number: int, **extra: object) -> RoundReport:

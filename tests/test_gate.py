@@ -181,6 +181,26 @@ def test_gate_rule_by_probability_expected_loss_and_sample_size() -> None:
     assert decide(0.55, (0.015, 0.019), 300, strict).decision == "continue"
 
 
+def test_a_squeezed_budget_settles_by_the_smaller_expected_loss() -> None:
+    """With ``lower_loss`` (the demo's one-round budget) a candidate ahead on the posterior
+    means is promoted at the budget and one behind is rolled back; before the budget, and
+    where P(better) or the tolerance decides, the rule is the production one."""
+    settings = Settings(
+        gate_max_impressions=400, gate_loss_tolerance=0.01, gate_budget_rule="lower_loss"
+    )
+    ahead = decide(0.74, (0.04, 0.12), 400, settings)
+    assert ahead.decision == "promote" and "promote risks less" in ahead.reason
+    assert "4.00%" in ahead.reason and "12.00%" in ahead.reason
+    assert decide(0.35, (0.11, 0.05), 400, settings).decision == "rollback"
+    assert decide(0.74, (0.04, 0.12), 399, settings).decision == "continue"
+    assert decide(0.97, (0.001, 0.3), 400, settings).decision == "promote"
+    assert decide(0.6, (0.02, 0.005), 400, settings).decision == "rollback"
+    # an exact tie keeps the incumbent
+    assert decide(0.5, (0.05, 0.05), 400, settings).decision == "rollback"
+    with pytest.raises(ValueError, match="gate_budget_rule"):
+        Settings(gate_budget_rule="posterior_means")
+
+
 def test_expected_loss_shrinks_on_a_near_tie_as_evidence_grows() -> None:
     since = datetime.now(UTC)
 

@@ -7,9 +7,11 @@ cycle as the candidate's rollout when there are any): promote when P ≥ ``promo
 roll back when P ≤ ``rollback_prob``. A near tie keeps P near one half however long it is
 served, so the gate also settles once a choice's expected loss (``Comparison.expected_loss``,
 relative to the incumbent's rate) is at most ``gate_loss_tolerance``: rolling back first, then
-promoting. A candidate still undecided at ``gate_max_impressions`` is rolled back, the
-incumbent staying: the posterior means the gate once decided by there promoted texts 10% worse
-in the closed loop, and a rollback costs only a cycle (the next trains from the incumbent).
+promoting. A candidate still undecided at ``gate_max_impressions`` is settled by
+``gate_budget_rule``: by default it is rolled back, the incumbent staying (the posterior means
+the gate once decided by there promoted texts 10% worse in the closed loop, and a rollback costs
+only a cycle: the next trains from the incumbent); a budget squeezed into a short experiment,
+such as the demo's one round, takes the choice with the smaller expected loss instead.
 Otherwise continue.
 Every decision is recorded in ``gate_decisions`` with its figures, and so is every
 "continue" of the training job's evaluation (the scheduler's passes between jobs record
@@ -28,7 +30,7 @@ from adgen.errors import ConflictError
 from adgen.model.comparison import Comparison, compare
 from adgen.model.versions import active_of, get_version, promote, record_decision, rollback
 from adgen.settings import Settings
-from adgen.vocabulary import Decider, Decision, VersionStatus
+from adgen.vocabulary import BudgetRule, Decider, Decision, VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +69,28 @@ def decide(
             f"(P(better) {prob:.4f})",
         )
     if candidate_impressions >= settings.gate_max_impressions:
+        return _at_budget(prob, loss_promote, loss_rollback, settings)
+    return Verdict(Decision.CONTINUE, f"P(better) {prob:.4f}: not yet decided")
+
+
+def _at_budget(
+    prob: float, loss_promote: float, loss_rollback: float, settings: Settings
+) -> Verdict:
+    """The verdict on a candidate still undecided at ``gate_max_impressions``."""
+    budget = settings.gate_max_impressions
+    if settings.gate_budget_rule == BudgetRule.KEEP_INCUMBENT:
         return Verdict(
             Decision.ROLLBACK,
-            f"not shown better within {settings.gate_max_impressions} impressions "
-            f"(P(better) {prob:.4f}): the incumbent stays",
+            f"not shown better within {budget} impressions (P(better) {prob:.4f}): "
+            "the incumbent stays",
         )
-    return Verdict(Decision.CONTINUE, f"P(better) {prob:.4f}: not yet decided")
+    decision = Decision.PROMOTE if loss_promote < loss_rollback else Decision.ROLLBACK
+    return Verdict(
+        decision,
+        f"undecided at {budget} impressions, {decision} risks less: expected loss of "
+        f"promoting {loss_promote:.2%}, of rolling back {loss_rollback:.2%} "
+        f"(P(better) {prob:.4f})",
+    )
 
 
 def evaluate(
