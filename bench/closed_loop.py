@@ -172,20 +172,26 @@ def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
         inc = served_ctrs(loop, r.incumbent_version_id, beside) if r.incumbent_version_id else {}
         cand_ctr = mean_of([x for xs in cand.values() for x in xs])
         inc_ctr = mean_of([x for c in cand for x in inc.get(c, [])])
-        wrong = (r.decision == Decision.PROMOTE and cand_ctr < inc_ctr) or (
-            r.decision == Decision.ROLLBACK and cand_ctr > inc_ctr
-        )
-        out.append(
-            {
-                "candidate": r.candidate_version_id,
-                "decision": r.decision,
-                "impressions": r.candidate_impressions,
-                "candidate_true_ctr": cand_ctr,
-                "incumbent_true_ctr": inc_ctr,
-                "wrong": bool(wrong),
-            }
-        )
+        out.append(decision_record(r, cand_ctr, inc_ctr))
     return out, undecided
+
+
+def decision_record(row: GateDecision, cand_ctr: float, inc_ctr: float) -> dict[str, Any]:
+    """One gate decision as recorded: what was decided, on how much evidence and why, beside
+    the truth; wrong when it promoted texts truly worse or rolled back texts truly better."""
+    wrong = (row.decision == Decision.PROMOTE and cand_ctr < inc_ctr) or (
+        row.decision == Decision.ROLLBACK and cand_ctr > inc_ctr
+    )
+    return {
+        "candidate": row.candidate_version_id,
+        "decision": row.decision,
+        "impressions": row.candidate_impressions,
+        "prob_better": row.prob_better,
+        "reason": (row.details or {}).get("reason"),
+        "candidate_true_ctr": cand_ctr,
+        "incumbent_true_ctr": inc_ctr,
+        "wrong": bool(wrong),
+    }
 
 
 def measure(

@@ -11,6 +11,7 @@ import pytest
 from bench_run import run_bench
 from closed_loop import (  # bench/
     Arm,
+    decision_record,
     group_figures,
     protocol_of,
     record_seed,
@@ -19,6 +20,7 @@ from closed_loop import (  # bench/
 )
 
 from adgen.audience import AUDIENCES_DIR, load_audience
+from adgen.db.models import GateDecision
 
 
 def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
@@ -130,3 +132,20 @@ def test_group_figures_average_shares_over_seeds_and_skip_older_records() -> Non
     assert figures[0]["proven"] == {"share": pytest.approx(0.95), "expected_ctr": 0.045}
     assert "fresh" not in figures[0], "a group no seed served is left out"
     assert group_figures([one, Arm([0.03], {})]) == [], "an older record has no groups"
+
+
+def test_a_decision_is_recorded_with_its_reason_and_judged_by_the_truth() -> None:
+    row = GateDecision(
+        candidate_version_id=7, decision="rollback", candidate_impressions=1_749,
+        prob_better=0.04, details={"reason": "P(better) 0.0400 <= 0.05"},
+    )
+    wrong = decision_record(row, cand_ctr=0.0306, inc_ctr=0.0276)
+    assert wrong == {
+        "candidate": 7, "decision": "rollback", "impressions": 1_749, "prob_better": 0.04,
+        "reason": "P(better) 0.0400 <= 0.05", "candidate_true_ctr": 0.0306,
+        "incumbent_true_ctr": 0.0276, "wrong": True,
+    }
+    assert decision_record(row, cand_ctr=0.0276, inc_ctr=0.0306)["wrong"] is False
+    row.decision, row.details = "promote", None
+    promoted = decision_record(row, cand_ctr=0.0361, inc_ctr=0.0379)
+    assert promoted["wrong"] is True and promoted["reason"] is None
