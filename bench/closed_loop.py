@@ -554,8 +554,9 @@ def report(
         ],
     )
     table(
-        "who served each round: a candidate's variants, the serving version's new ones (written "
-        "by the last cycle) and its older ones; share of the traffic and true CTR, mean over seeds",
+        "who served each round: a candidate's variants (a version before the gate when the round "
+        "began), the serving version's new ones (written by the last cycle) and its older ones; "
+        "share of the traffic and true CTR, mean over seeds",
         ["round", "arm", "group", "share", "true CTR"],
         [
             (i + 1, arm, group, g["share"], g["expected_ctr"])
