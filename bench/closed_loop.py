@@ -50,9 +50,10 @@ each decision took.
 
 A seed takes tens of minutes on a small CPU. With ``--record FILE`` each finished seed is
 appended to FILE (one JSON line: the protocol and both arms), and seeds FILE already holds
-under the same protocol are read back instead of run again: a run that stops loses only
-the seed in progress, and processes given different ``--seeds`` and the same FILE share the
-work; a last call with every seed then reports them all.
+under the same protocol (the arguments, and any ``ADGEN_*`` setting the environment
+changes, such as ``ADGEN_CANDIDATE_TRAFFIC_FLOOR``) are read back instead of run again: a run
+that stops loses only the seed in progress, and processes given different ``--seeds`` and
+the same FILE share the work; a last call with every seed then reports them all.
 """
 
 from __future__ import annotations
@@ -300,9 +301,26 @@ def run_arm(
 PROTOCOL = ("rounds", "impressions", "samples", "train_briefs", "heldout", "train_steps", "quick")
 
 
-def protocol_of(args: argparse.Namespace, audience: Audience) -> dict[str, Any]:
-    """The protocol a seed ran under, as recorded beside it."""
-    return {"audience": audience.name, **{k: getattr(args, k) for k in PROTOCOL}}
+#: Settings that say where the loop runs, not what it does, and those ``run_arm`` sets itself.
+NOT_PROTOCOL = frozenset({
+    "var_dir", "database_url", "cache_dir", "artifact_store", "kafka_bootstrap", "events_topic",
+    "consumer_group", "admin_token", "token_secret", "api_host", "api_port", "spool_dir",
+    "ingest_metrics_port", "train_locales", "gen_seed", "ingest_session_timeout_ms",
+    "train_steps", "train_policy", "torch_threads",
+})
+
+
+def protocol_of(
+    args: argparse.Namespace, audience: Audience, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The protocol a seed ran under, as recorded beside it: the arguments, and the settings
+    the environment changed (``ADGEN_*``; recorded only when there are any, so a record of
+    the defaults stays what it was), lest a run under, say, another candidate floor be read
+    back as one under the defaults."""
+    changed = settings if settings is not None else Settings()
+    overrides = changed.model_dump(mode="json", include=changed.model_fields_set - NOT_PROTOCOL)
+    protocol = {"audience": audience.name, **{k: getattr(args, k) for k in PROTOCOL}}
+    return protocol | ({"settings": overrides} if overrides else {})
 
 
 def recorded_seeds(path: Path | None, protocol: dict[str, Any]) -> dict[int, tuple[Arm, Arm]]:
@@ -518,10 +536,13 @@ def report(
     args: argparse.Namespace, audience: Audience, out: dict[str, Any], seconds: float
 ) -> None:
     """The readable tables, then the JSON line."""
+    overrides = protocol_of(args, audience).get("settings", {})
     print(
         f"audience {audience.name}; seeds {out['seeds']}; {args.rounds} rounds of "
         f"{args.impressions:,} impressions; {args.train_briefs} training and {args.heldout} "
-        f"held-out briefs; {args.samples} samples per brief; {seconds:.0f} s"
+        f"held-out briefs; {args.samples} samples per brief; "
+        + "".join(f"{k} {v}; " for k, v in overrides.items())
+        + f"{seconds:.0f} s"
     )
     table(
         "lifts over the base model's samples (mean over seeds, 95% interval)",
@@ -582,6 +603,7 @@ def report(
                 "impressions_per_round": args.impressions,
                 "samples_per_brief": args.samples,
                 "train_steps": args.train_steps,
+                "settings": overrides,
                 "seconds": round(seconds, 1),
                 **out,
             }

@@ -4,8 +4,10 @@ recorded seed is read back, not run again."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from bench_run import run_bench
@@ -21,6 +23,7 @@ from closed_loop import (  # bench/
 
 from adgen.audience import AUDIENCES_DIR, load_audience
 from adgen.db.models import GateDecision
+from adgen.settings import Settings
 
 
 def test_closed_loop_quick_on_an_unseen_audience_file(tmp_path: Path) -> None:
@@ -78,7 +81,9 @@ def test_a_record_is_reused_only_under_its_own_protocol(tmp_path: Path) -> None:
         )
 
     audience = load_audience(None)
-    protocol = protocol_of(Args(), audience)  # type: ignore[arg-type]
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("ADGEN_")}
+    with patch.dict(os.environ, plain, clear=True):
+        protocol = protocol_of(Args(), audience)  # type: ignore[arg-type]
     path = tmp_path / "seeds.jsonl"
     assert recorded_seeds(path, protocol) == {}, "no file: nothing recorded"
     record_seed(path, protocol, 0, (_arm(0.04), _arm(0.03)))
@@ -90,9 +95,19 @@ def test_a_record_is_reused_only_under_its_own_protocol(tmp_path: Path) -> None:
     assert code is None or re.fullmatch(r"[\w.-]+", code), code
     assert got[0][1] == _arm(0.03)
 
+    # A seed run with a setting changed in the environment is another protocol; where the
+    # loop runs is not.
+    env = plain | {"ADGEN_CANDIDATE_TRAFFIC_FLOOR": "0.2", "ADGEN_CACHE_DIR": str(tmp_path)}
+    with patch.dict(os.environ, env, clear=True):
+        floored = protocol_of(Args(), audience, Settings(var_dir=tmp_path))  # type: ignore[arg-type]
+    assert floored == protocol | {"settings": {"candidate_traffic_floor": 0.2}}
+    record_seed(path, floored, 2, (_arm(0.7), _arm(0.03)))
+    assert list(recorded_seeds(path, protocol)) == [0]
+    assert list(recorded_seeds(path, floored)) == [2]
+
     with path.open("a") as f:
         f.write("{not json\n")
-    with pytest.raises(SystemExit, match=r"seeds.jsonl:4: not a closed-loop seed record"):
+    with pytest.raises(SystemExit, match=r"seeds.jsonl:5: not a closed-loop seed record"):
         recorded_seeds(path, protocol)
 
 
