@@ -161,6 +161,6 @@ def test_a_decision_is_recorded_with_its_reason_and_judged_by_the_truth() -> Non
         "incumbent_true_ctr": 0.0276, "wrong": True,
     }
     assert decision_record(row, cand_ctr=0.0276, inc_ctr=0.0306)["wrong"] is False
-    row.decision, row.details = "promote", None
+    row.decision, row.details = "promote", {}  # recorded without a reason
     promoted = decision_record(row, cand_ctr=0.0361, inc_ctr=0.0379)
     assert promoted["wrong"] is True and promoted["reason"] is None
