@@ -188,7 +188,7 @@ def decision_record(row: GateDecision, cand_ctr: float, inc_ctr: float) -> dict[
         "decision": row.decision,
         "impressions": row.candidate_impressions,
         "prob_better": row.prob_better,
-        "reason": (row.details or {}).get("reason"),
+        "reason": row.details.get("reason"),
         "candidate_true_ctr": cand_ctr,
         "incumbent_true_ctr": inc_ctr,
         "wrong": bool(wrong),
@@ -245,6 +245,26 @@ def measure(
     return measured, rows
 
 
+def arm_settings(
+    args: argparse.Namespace, var_dir: Path, seed: int, train_policy: bool
+) -> dict[str, Any]:
+    """The settings an arm sets itself, whatever the environment says."""
+    update: dict[str, Any] = {
+        "var_dir": var_dir,
+        "database_url": None,
+        "kafka_bootstrap": None,
+        "train_locales": ["en"],
+        "gen_seed": seed,
+        "ingest_session_timeout_ms": 6000,
+        "train_steps": args.train_steps,
+        "train_policy": train_policy,
+        "torch_threads": args.torch_threads,
+    }
+    if args.quick:
+        update |= {"rm_samples": 8, "rollout_best_of": 4}
+    return update
+
+
 def run_arm(
     args: argparse.Namespace,
     audience: Audience,
@@ -255,20 +275,7 @@ def run_arm(
 ) -> Arm:
     """One arm of one seed: the loop's rounds, then the measurements."""
     with tempfile.TemporaryDirectory(prefix="adgen-closed-loop-") as tmp:
-        update: dict[str, Any] = {
-            "var_dir": Path(tmp),
-            "database_url": None,
-            "kafka_bootstrap": None,
-            "train_locales": ["en"],
-            "gen_seed": seed,
-            "ingest_session_timeout_ms": 6000,
-            "train_steps": args.train_steps,
-            "train_policy": train_policy,
-            "torch_threads": args.torch_threads,
-        }
-        if args.quick:
-            update |= {"rm_samples": 8, "rollout_best_of": 4}
-        settings = Settings().model_copy(update=update)
+        settings = Settings().model_copy(update=arm_settings(args, Path(tmp), seed, train_policy))
         config = DemoConfig(
             rounds=args.rounds,
             impressions_per_round=args.impressions,
@@ -301,12 +308,10 @@ def run_arm(
 PROTOCOL = ("rounds", "impressions", "samples", "train_briefs", "heldout", "train_steps", "quick")
 
 
-#: Settings that say where the loop runs, not what it does, and those ``run_arm`` sets itself.
-NOT_PROTOCOL = frozenset({
-    "var_dir", "database_url", "cache_dir", "artifact_store", "kafka_bootstrap", "events_topic",
-    "consumer_group", "admin_token", "token_secret", "api_host", "api_port", "spool_dir",
-    "ingest_metrics_port", "train_locales", "gen_seed", "ingest_session_timeout_ms",
-    "train_steps", "train_policy", "torch_threads",
+#: Settings that say where the loop runs, not what it does (``arm_settings`` adds its own).
+WHERE_IT_RUNS = frozenset({
+    "cache_dir", "artifact_store", "events_topic", "consumer_group", "admin_token",
+    "token_secret", "api_host", "api_port", "spool_dir", "ingest_metrics_port",
 })
 
 
@@ -318,7 +323,8 @@ def protocol_of(
     the defaults stays what it was), lest a run under, say, another candidate floor be read
     back as one under the defaults."""
     changed = settings if settings is not None else Settings()
-    overrides = changed.model_dump(mode="json", include=changed.model_fields_set - NOT_PROTOCOL)
+    ignored = WHERE_IT_RUNS | arm_settings(args, Path(), 0, True).keys()
+    overrides = changed.model_dump(mode="json", include=changed.model_fields_set - ignored)
     protocol = {"audience": audience.name, **{k: getattr(args, k) for k in PROTOCOL}}
     return protocol | ({"settings": overrides} if overrides else {})
 
@@ -372,10 +378,14 @@ def record_seed(path: Path, protocol: dict[str, Any], seed: int, arms: tuple[Arm
 
 
 def run_seeds(
-    args: argparse.Namespace, audience: Audience, briefs: Sequence[Brief], heldout: Sequence[Brief]
+    args: argparse.Namespace,
+    audience: Audience,
+    briefs: Sequence[Brief],
+    heldout: Sequence[Brief],
+    protocol: dict[str, Any],
 ) -> list[tuple[Arm, Arm]]:
-    """Both arms of every seed, read back from ``--record`` where it holds them."""
-    protocol = protocol_of(args, audience)
+    """Both arms of every seed under ``protocol``, read back from ``--record`` where it holds
+    them."""
     done = recorded_seeds(args.record, protocol)
     if done:
         print(f"seeds {sorted(done)} read back from {args.record}", flush=True)
@@ -533,10 +543,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def report(
-    args: argparse.Namespace, audience: Audience, out: dict[str, Any], seconds: float
+    args: argparse.Namespace,
+    audience: Audience,
+    out: dict[str, Any],
+    seconds: float,
+    overrides: dict[str, Any],
 ) -> None:
-    """The readable tables, then the JSON line."""
-    overrides = protocol_of(args, audience).get("settings", {})
+    """The readable tables, then the JSON line (``overrides``: the protocol's settings)."""
     print(
         f"audience {audience.name}; seeds {out['seeds']}; {args.rounds} rounds of "
         f"{args.impressions:,} impressions; {args.train_briefs} training and {args.heldout} "
@@ -620,8 +633,10 @@ def main() -> None:
         raise SystemExit(
             f"--train-briefs {args.train_briefs} overlaps the {args.heldout} held-out briefs"
         )
-    out = summary(args.seeds, run_seeds(args, audience, briefs, heldout))
-    report(args, audience, out, sum(out["seconds_by_phase"].values()))
+    protocol = protocol_of(args, audience)
+    out = summary(args.seeds, run_seeds(args, audience, briefs, heldout, protocol))
+    seconds = sum(out["seconds_by_phase"].values())
+    report(args, audience, out, seconds, protocol.get("settings", {}))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def test_a_record_is_reused_only_under_its_own_protocol(tmp_path: Path) -> None:
         rounds, impressions, samples, train_briefs, heldout, train_steps, quick = (
             5, 100_000, 48, 6, 2, 20, False
         )
+        torch_threads = 1
 
     audience = load_audience(None)
     plain = {k: v for k, v in os.environ.items() if not k.startswith("ADGEN_")}
