@@ -247,14 +247,6 @@ class Settings(BaseSettings):
         "incumbent's rate, is at most this: a near tie is settled when settling it either way "
         "costs little (keeping the incumbent first); 0 = decide by P(better) alone.",
     )
-    gate_loss_promote_prob: float = Field(
-        0.5,
-        ge=0.5,
-        lt=1,
-        description="A promotion by expected loss also needs P(better) at least this: a "
-        "candidate whose posterior is wide can pass gate_loss_tolerance while a fair chance "
-        "says it is worse; 0.5 = the expected loss alone decides.",
-    )
     gate_max_impressions: int = Field(
         20_000,
         ge=1,

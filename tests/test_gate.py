@@ -181,26 +181,6 @@ def test_gate_rule_by_probability_expected_loss_and_sample_size() -> None:
     assert decide(0.55, (0.015, 0.019), 300, strict).decision == "continue"
 
 
-def test_a_promotion_by_expected_loss_can_also_require_a_minimum_p() -> None:
-    """``gate_loss_promote_prob`` holds back a promotion by expected loss until P(better)
-    reaches it; a rollback by expected loss and the P(better) rule are untouched."""
-    off = Settings(gate_max_impressions=20_000, gate_loss_tolerance=0.01)
-    assert off.gate_loss_promote_prob == 0.5  # production: the expected loss alone decides
-    on = off.model_copy(update={"gate_loss_promote_prob": 0.9})
-    wide = (0.009, 0.12)  # ahead, cheap to promote, yet a fair chance of being worse
-    assert decide(0.84, wide, 3000, off).decision == "promote"
-    held = decide(0.84, wide, 3000, on)
-    assert held.decision == "continue" and "0.8400" in held.reason
-    assert decide(0.9, wide, 3000, on).decision == "promote"
-    assert decide(0.96, (0.2, 0.2), 3000, on).decision == "promote"
-    assert decide(0.4, (0.02, 0.008), 3000, on).decision == "rollback"
-    # held back until the budget, where the incumbent stays
-    assert decide(0.84, wide, 20_000, on).decision == "rollback"
-    for bad in (0.4, 1.0):
-        with pytest.raises(ValueError, match="gate_loss_promote_prob"):
-            Settings(gate_loss_promote_prob=bad)
-
-
 def test_a_squeezed_budget_settles_by_the_smaller_expected_loss() -> None:
     """With ``lower_loss`` (the demo's one-round budget) a candidate ahead on the posterior
     means is promoted at the budget and one behind is rolled back; before the budget, and
