@@ -38,7 +38,7 @@ test: install install-zh
 
 lint: install
 	$(VENV)/bin/ruff check adgen services tests bench
-	$(VENV)/bin/mypy adgen
+	$(VENV)/bin/mypy adgen bench
 
 # Regenerates constraints.txt from what .venv holds (after adding or upgrading a dependency).
 lock: install

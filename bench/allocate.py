@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def main() -> None:
         for k in (10, 100, 1000):
             s, n = evidence(k, rng)
             allocator, cid, refresh_ms = adgen_allocator(k, s, n, Path(tmp), args.seed)
-            rate, lat = timed_loop(lambda a=allocator, c=cid: a.allocate(c), n_calls, budget)
+            rate, lat = timed_loop(partial(allocator.allocate, cid), n_calls, budget)
             policy = ThompsonSampling(k, np.random.default_rng(args.seed))
             policy.set_evidence(s, n)
             t0 = time.perf_counter()

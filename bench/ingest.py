@@ -22,6 +22,7 @@ import logging
 import random
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -143,7 +144,7 @@ def copy_rows(engine: Engine, events: list[Event]) -> float:
     buf.seek(0)
     raw = engine.raw_connection()
     try:
-        with raw.cursor() as cur:
+        with closing(raw.cursor()) as cur:
             cur.copy_expert(
                 f"COPY events ({', '.join(RAW_COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buf
             )

@@ -23,6 +23,7 @@ campaign's logs are meant for off-policy evaluation.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import numpy as np
 from _report import emit, table  # bench/_report.py, beside this script
@@ -103,7 +104,7 @@ def main() -> None:
     horizon, batch, seeds, n_boot = (20_000, 1000, 3, 50) if args.quick else (
         200_000, 2000, 10, 200
     )
-    scenarios = {}
+    scenarios: dict[float, dict[str, Any]] = {}
     for explore in EXPLORATION:
         runs = [one_seed(args.seed + i, horizon, batch, n_boot, explore) for i in range(seeds)]
         errors = {

@@ -166,6 +166,11 @@ def stored_count(url: str) -> int:
         engine.dispose()
 
 
+def stored_at_least(url: str, target: int) -> Callable[[], bool]:
+    """A ``wait_until`` condition: at least ``target`` events stored."""
+    return lambda: stored_count(url) >= target
+
+
 # --- processes --------------------------------------------------------------------------
 def adgen_env(workdir: Path, url: str, bootstrap: str, **extra: str) -> dict[str, str]:
     """Environment of an adgen subprocess: this checkout first, production-like settings."""

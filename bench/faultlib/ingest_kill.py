@@ -18,7 +18,7 @@ from faultlib.harness import (
     result_from,
     shared_pg_database,
     start_ingest,
-    stored_count,
+    stored_at_least,
     wait_until,
 )
 from faultlib.result import FaultResult
@@ -51,13 +51,13 @@ def run(workdir: Path, quick: bool, seed: int) -> FaultResult:
         killed: list[int] = []
         try:
             for k in range(1, KILLS + 1):
-                wait_until(lambda k=k: stored_count(url) >= n * k // (KILLS + 1), 180,
+                wait_until(stored_at_least(url, n * k // (KILLS + 1)), 180,
                            f"ingest to store {k}/{KILLS + 1} of the stream")
                 ingest.kill()
                 killed.append(ingest.pid)
                 ingest = start_ingest(env, workdir)
             producer.join()
-            wait_until(lambda: stored_count(url) >= n, 240, "ingest to store every event")
+            wait_until(stored_at_least(url, n), 240, "ingest to store every event")
         finally:
             ingest.stop()
             producer.join()

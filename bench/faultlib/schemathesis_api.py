@@ -20,7 +20,10 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.errors import InvalidSchema
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.result import Err, Ok
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -44,6 +47,14 @@ class _Tally:
     server_errors: int = 0
 
 
+def operation_of(result: Ok[APIOperation] | Err[InvalidSchema]) -> APIOperation:
+    """The operation, or the schema's own error: an operation the schema declares wrongly is
+    itself a finding, not one to skip."""
+    if isinstance(result, Err):
+        raise result.err()
+    return result.ok()
+
+
 def run(workdir: Path, quick: bool, seed: int) -> FaultResult:
     """Fuzz every operation; ``http_5xx`` counts server errors, ``details`` lists the checks
     that failed (an empty list when every answer matched its declaration)."""
@@ -53,7 +64,7 @@ def run(workdir: Path, quick: bool, seed: int) -> FaultResult:
         cid, _ = stack.campaign()
         stack.wait_servable(cid)
         schema = schemathesis.openapi.from_url(f"{stack.base_url}/openapi.json")
-        operations = [result.ok() for result in schema.get_all_operations()]
+        operations = [operation_of(result) for result in schema.get_all_operations()]
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 _fuzz(operation, mode, stack, tally, examples, seed)
