@@ -247,13 +247,6 @@ class Settings(BaseSettings):
         "incumbent's rate, is at most this: a near tie is settled when settling it either way "
         "costs little (keeping the incumbent first); 0 = decide by P(better) alone.",
     )
-    gate_loss_rollback_prob: float = Field(
-        1.0,
-        gt=0,
-        le=1,
-        description="A rollback by expected loss, unless promoting is as cheap (a near tie), "
-        "also needs P(better) at most this; 1 = the expected loss alone decides.",
-    )
     gate_max_impressions: int = Field(
         20_000,
         ge=1,

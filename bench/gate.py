@@ -20,9 +20,8 @@ allocator serves them) or not (``control_floor`` false: how the gate was fed bef
 gate runs every ``gate_every`` impressions (``gate_interval_s`` of a ``train_interval_s``
 round of ``--round`` impressions) with its production rule
 (``Comparison.prob_better``, ``Comparison.expected_loss`` and ``decide``, ``promote_prob``,
-``rollback_prob``, ``gate_max_impressions``, ``gate_loss_tolerance`` and
-``gate_loss_rollback_prob``, which each run sets from ``--tolerances`` and
-``--loss-rollback-probs``) until it decides or ``--rounds`` rounds have passed.
+``rollback_prob``, ``gate_max_impressions`` and ``gate_loss_tolerance``, which each run sets
+from ``--tolerances``) until it decides or ``--rounds`` rounds have passed.
 
 A decision is wrong when it promotes a candidate whose texts' mean true CTR is below the
 same-cycle texts' or rolls back one above them (the closed loop's ``gate_errors``);
@@ -32,14 +31,12 @@ decision or the horizon): its impressions times the rate the rest of the traffic
 the same batches, less its own expected clicks; ``regret`` is the true rate the decisions
 gave up (a wrong promotion's shortfall or a wrong rollback's forgone gain, relative to the
 same-cycle texts, 0 when right), summed over the trials. Per floor (``--floors``, the cap
-staying at ``candidate_traffic_cap``), per ``control_floor`` (``--control-floor``), per
-tolerance and per minimum P(better) of a promotion by expected loss: decisions, errors,
-undecided trials, the share decided within one round, traffic to a decision, mean cost,
-regret and the promotion rate per bin of true lift.
+staying at ``candidate_traffic_cap``), per ``control_floor`` (``--control-floor``) and per
+tolerance: decisions, errors, undecided trials, the share decided within one round, traffic
+to a decision, mean cost, regret and the promotion rate per bin of true lift.
 
     python bench/gate.py [--trials 48] [--floors 0.05] [--tolerances 0,0.005,0.01,0.02]
-                         [--loss-rollback-probs 0.5,0.9] [--control-floor yes,no]
-                         [--spread 0.2] [--seed 0] [--quick]
+                         [--control-floor yes,no] [--spread 0.2] [--seed 0] [--quick]
 """
 
 from __future__ import annotations
@@ -189,7 +186,7 @@ def run_floor(
     next_gate = every
     served = 0
     label = f"floor {floor:g}" + (" +control" if control_floor else "")
-    label += f" tol {settings.gate_loss_tolerance:g} P {settings.gate_loss_rollback_prob:g}"
+    label += f" tol {settings.gate_loss_tolerance:g}"
     with tqdm(total=horizon, desc=label, unit="imp", leave=False) as bar:
         while served < horizon:
             live = [t for t in trials if t.decision == Decision.CONTINUE]
@@ -215,7 +212,7 @@ def gate_pass(trial: Trial, settings: Settings) -> None:
 def summarise(
     floor: float,
     control_floor: bool,
-    gate: Settings,
+    tolerance: float,
     trials: list[Trial],
     round_impressions: int,
 ) -> dict[str, Any]:
@@ -232,8 +229,7 @@ def summarise(
     return {
         "floor": floor,
         "control_floor": control_floor,
-        "tolerance": gate.gate_loss_tolerance,
-        "loss_rollback_prob": gate.gate_loss_rollback_prob,
+        "tolerance": tolerance,
         "trials": len(trials),
         "decisions": len(decided),
         "undecided": len(trials) - len(decided),
@@ -287,11 +283,6 @@ def parse_args() -> argparse.Namespace:
         "--tolerances", default="0,0.005,0.01,0.02", help="gate_loss_tolerance values"
     )
     parser.add_argument(
-        "--loss-rollback-probs",
-        default=None,
-        help="gate_loss_rollback_prob values (default: the production one)",
-    )
-    parser.add_argument(
         "--control-floor", default="yes", help="yes, no or yes,no: the same-cycle texts' floor"
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -311,14 +302,12 @@ def parse_args() -> argparse.Namespace:
         args.tolerances = f"0,{Settings().gate_loss_tolerance}"
         args.control_floor = "yes,no"
     args.floors = [float(f) for f in args.floors.split(",")]
-    args.tolerances = numbers(parser, "--tolerances", args.tolerances, 0.0)
-    probs = args.loss_rollback_probs or str(Settings().gate_loss_rollback_prob)
     try:
-        args.loss_rollback_probs = [float(p) for p in probs.split(",")]
+        args.tolerances = [float(t) for t in args.tolerances.split(",")]
     except ValueError as err:
-        parser.error(f"--loss-rollback-probs takes numbers separated by commas: {err}")
-    if any(not 0 < p <= 1 for p in args.loss_rollback_probs):
-        parser.error(f"--loss-rollback-probs must each be in (0, 1], not {probs}")
+        parser.error(f"--tolerances takes numbers separated by commas: {err}")
+    if any(not 0 <= t < 1 for t in args.tolerances):
+        parser.error(f"--tolerances must each be in [0, 1), not {args.tolerances}")
     choices = {"yes": True, "no": False}
     try:
         args.control_floor = [choices[c] for c in args.control_floor.split(",")]
@@ -327,33 +316,23 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def numbers(parser: argparse.ArgumentParser, flag: str, text: str, low: float) -> list[float]:
-    """Comma-separated numbers, each in [``low``, 1), or the parser's error."""
-    try:
-        values = [float(t) for t in text.split(",")]
-    except ValueError as err:
-        parser.error(f"{flag} takes numbers separated by commas: {err}")
-    if any(not low <= v < 1 for v in values):
-        parser.error(f"{flag} must each be in [{low:g}, 1), not {values}")
-    return values
-
-
 def main() -> None:
-    """Run every floor, control floor, tolerance and minimum P of a promotion by expected loss
-    on the same trials; print the tables and the JSON line."""
+    """Run every floor, control floor and tolerance on the same trials; print the tables and
+    the JSON line."""
     args = parse_args()
     settings = Settings()
     began = time.perf_counter()
-    gates = [
-        settings.model_copy(update={"gate_loss_tolerance": tol, "gate_loss_rollback_prob": p})
-        for tol in args.tolerances
-        for p in args.loss_rollback_probs
-    ]
     results = [
-        summarise(f, control, gate, run_floor(f, control, args, gate), args.round)
+        summarise(
+            f,
+            control,
+            tol,
+            run_floor(f, control, args, settings.model_copy(update={"gate_loss_tolerance": tol})),
+            args.round,
+        )
         for f in args.floors
         for control in args.control_floor
-        for gate in gates
+        for tol in args.tolerances
     ]
     seconds = time.perf_counter() - began
     table(
@@ -361,12 +340,11 @@ def main() -> None:
         f"{settings.candidate_traffic_cap:g}, P {settings.rollback_prob:g}/"
         f"{settings.promote_prob:g}, undecided at "
         f"{settings.gate_max_impressions:,} rolled back); {seconds:.0f} s",
-        ["floor", "control floor", "tolerance", "loss rollback P", "decided", "undecided",
-         "wrong", "wrong >5%", "regret", "within a round", "traffic to decision",
-         "candidate impressions", "cost (clicks)"],
+        ["floor", "control floor", "tolerance", "decided", "undecided", "wrong", "wrong >5%",
+         "regret", "within a round", "traffic to decision", "candidate impressions",
+         "cost (clicks)"],
         [
-            (r["floor"], r["control_floor"], r["tolerance"], r["loss_rollback_prob"],
-             r["decisions"], r["undecided"],
+            (r["floor"], r["control_floor"], r["tolerance"], r["decisions"], r["undecided"],
              r["wrong"], r["wrong_beyond_5pct"], r["regret"], r["decided_within_a_round"],
              r["median_traffic_to_decision"], r["median_candidate_impressions"],
              r["mean_cost_clicks"])
@@ -376,9 +354,8 @@ def main() -> None:
     table(
         "share promoted among decided trials, by the candidate's true lift over the same-cycle "
         "texts",
-        ["floor", "control floor", "tolerance", "loss rollback P", *bin_labels()],
-        [(r["floor"], r["control_floor"], r["tolerance"], r["loss_rollback_prob"],
-          *r["promote_rate_by_true_lift"].values())
+        ["floor", "control floor", "tolerance", *bin_labels()],
+        [(r["floor"], r["control_floor"], r["tolerance"], *r["promote_rate_by_true_lift"].values())
          for r in results],
     )
     emit(

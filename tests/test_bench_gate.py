@@ -18,7 +18,6 @@ def test_gate_quick() -> None:
     tol = Settings().gate_loss_tolerance
     runs = [(r["floor"], r["control_floor"], r["tolerance"]) for r in out["results"]]
     assert runs == [(0.05, True, 0.0), (0.05, True, tol), (0.05, False, 0.0), (0.05, False, tol)]
-    assert {r["loss_rollback_prob"] for r in out["results"]} == {Settings().gate_loss_rollback_prob}
     for r in out["results"]:
         assert r["decisions"] + r["undecided"] == r["trials"] == 16
         assert 0 <= r["wrong_beyond_5pct"] <= r["wrong"] <= r["decisions"]
@@ -40,15 +39,12 @@ def test_gate_quick() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flag", "values", "message"),
-    [
-        ("--tolerances", "0,x", "--tolerances takes numbers separated by commas"),
-        ("--tolerances", "0,1.5", "--tolerances must each be in [0, 1)"),
-    ],
+    ("tolerances", "message"),
+    [("0,x", "numbers separated by commas"), ("0,1.5", "must each be in [0, 1)")],
 )
-def test_gate_refuses_a_bad_sweep_before_running(flag: str, values: str, message: str) -> None:
+def test_gate_refuses_a_bad_tolerance_before_running(tolerances: str, message: str) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gate.py"), flag, values],
+        [sys.executable, str(ROOT / "bench" / "gate.py"), "--tolerances", tolerances],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2 and message in proc.stderr and proc.stdout == ""

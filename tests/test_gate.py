@@ -181,22 +181,6 @@ def test_gate_rule_by_probability_expected_loss_and_sample_size() -> None:
     assert decide(0.55, (0.015, 0.019), 300, strict).decision == "continue"
 
 
-def test_a_rollback_by_expected_loss_can_also_require_a_maximum_p() -> None:
-    """``gate_loss_rollback_prob`` holds back a rollback by expected loss until P(better)
-    falls to it, unless promoting is as cheap (a near tie keeps the incumbent)."""
-    off = Settings(gate_max_impressions=20_000, gate_loss_tolerance=0.01)
-    assert off.gate_loss_rollback_prob == 1.0  # production: the expected loss alone decides
-    on = off.model_copy(update={"gate_loss_rollback_prob": 0.1})
-    behind = (0.12, 0.009)  # behind, cheap to roll back, yet a fair chance of being better
-    assert decide(0.137, behind, 1840, off).decision == "rollback"
-    assert decide(0.137, behind, 1840, on).decision == "continue"
-    assert decide(0.1, behind, 1840, on).decision == "rollback"
-    assert decide(0.55, (0.008, 0.009), 1840, on).decision == "rollback"  # a near tie
-    assert decide(0.137, behind, 20_000, on).decision == "rollback"  # the budget
-    with pytest.raises(ValueError, match="gate_loss_rollback_prob"):
-        Settings(gate_loss_rollback_prob=0.0)
-
-
 def test_a_squeezed_budget_settles_by_the_smaller_expected_loss() -> None:
     """With ``lower_loss`` (the demo's one-round budget) a candidate ahead on the posterior
     means is promoted at the budget and one behind is rolled back; before the budget, and

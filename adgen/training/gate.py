@@ -7,12 +7,11 @@ cycle as the candidate's rollout when there are any): promote when P ≥ ``promo
 roll back when P ≤ ``rollback_prob``. A near tie keeps P near one half however long it is
 served, so the gate also settles once a choice's expected loss (``Comparison.expected_loss``,
 relative to the incumbent's rate) is at most ``gate_loss_tolerance``: rolling back first, then
-promoting; a rollback that is not a near tie also needs P ≤ ``gate_loss_rollback_prob``. A
-candidate still undecided at ``gate_max_impressions`` is settled by ``gate_budget_rule``: by
-default it is rolled back, the incumbent staying (the posterior means the gate once decided
-by there promoted texts 10% worse in the closed loop, and a rollback costs only a cycle: the
-next trains from the incumbent); a budget squeezed into a short experiment, such as the
-demo's one round, takes the choice with the smaller expected loss instead.
+promoting. A candidate still undecided at ``gate_max_impressions`` is settled by
+``gate_budget_rule``: by default it is rolled back, the incumbent staying (the posterior means
+the gate once decided by there promoted texts 10% worse in the closed loop, and a rollback costs
+only a cycle: the next trains from the incumbent); a budget squeezed into a short experiment,
+such as the demo's one round, takes the choice with the smaller expected loss instead.
 Otherwise continue.
 Every decision is recorded in ``gate_decisions`` with its figures, and so is every
 "continue" of the training job's evaluation (the scheduler's passes between jobs record
@@ -57,9 +56,7 @@ def decide(
         return Verdict(Decision.PROMOTE, f"P(better) {prob:.4f} >= {settings.promote_prob}")
     if prob <= settings.rollback_prob:
         return Verdict(Decision.ROLLBACK, f"P(better) {prob:.4f} <= {settings.rollback_prob}")
-    if loss_rollback <= tolerance and (
-        loss_promote <= tolerance or prob <= settings.gate_loss_rollback_prob
-    ):
+    if loss_rollback <= tolerance:
         return Verdict(
             Decision.ROLLBACK,
             f"expected loss of rolling back {loss_rollback:.2%} <= {tolerance:.2%} "
