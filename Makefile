@@ -39,6 +39,7 @@ test: install install-zh
 lint: install
 	$(VENV)/bin/ruff check adgen services tests bench
 	$(VENV)/bin/mypy adgen bench
+	$(VENV)/bin/mypy --explicit-package-bases tests  # two conftest.py: named by path
 
 # Regenerates constraints.txt from what .venv holds (after adding or upgrading a dependency).
 lock: install

@@ -51,7 +51,7 @@ def test_bad_evidence_is_refused_and_the_old_evidence_kept(
 ) -> None:
     before = ts.probabilities()
     with pytest.raises(ValueError, match=match):
-        ts.set_evidence(successes, trials)
+        ts.set_evidence(successes, trials)  # type: ignore[arg-type]
     np.testing.assert_array_equal(ts.successes, [1, 2, 3])
     np.testing.assert_array_equal(ts.probabilities(), before)
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from api_support import ADMIN_TOKEN as ADMIN
+from api_support import state
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -89,14 +90,14 @@ def test_state_changes_need_the_csrf_token(
         assert client.post(f"/ui/campaigns/{cid}/pause", data=data).status_code == 401
         assert client.post("/ui/logout", data=data).status_code == 401
     with pg_sessions() as session:
-        assert session.get(Variant, vid).status == "active"
-        assert session.get(Campaign, cid).status == "active"
+        assert session.get_one(Variant, vid).status == "active"
+        assert session.get_one(Campaign, cid).status == "active"
     done = client.post(f"/ui/variants/{vid}/pause", data={"csrf": csrf})
     assert done.status_code == 303 and "msg=" in done.headers["location"]
     again = client.post(f"/ui/variants/{vid}/pause", data={"csrf": csrf})
     assert "error=" in again.headers["location"]  # already paused: said, nothing changes
     with pg_sessions() as session:
-        assert session.get(Variant, vid).status == "paused"
+        assert session.get_one(Variant, vid).status == "paused"
     bad = client.post(f"/ui/campaigns/{cid}/controls", data={"csrf": csrf, "floor": "lots"})
     assert "error=" in bad.headers["location"]
     refused = client.post(
@@ -104,14 +105,14 @@ def test_state_changes_need_the_csrf_token(
     )
     assert "error=" in refused.headers["location"]
     with pg_sessions() as session:
-        campaign = session.get(Campaign, cid)
+        campaign = session.get_one(Campaign, cid)
         assert (campaign.traffic_floor, campaign.traffic_cap) == (None, None)
     saved = client.post(
         f"/ui/campaigns/{cid}/controls", data={"csrf": csrf, "floor": "0.1", "cap": "0.3"}
     )
     assert "msg=" in saved.headers["location"]
     with pg_sessions() as session:
-        campaign = session.get(Campaign, cid)
+        campaign = session.get_one(Campaign, cid)
         assert (campaign.traffic_floor, campaign.traffic_cap) == (0.1, 0.3)
     out = client.post("/ui/logout", data={"csrf": csrf})
     assert out.status_code == 303 and 'adgen_console=""' in out.headers["set-cookie"]
@@ -128,12 +129,12 @@ def test_docs_are_served_from_vendored_assets(client: TestClient) -> None:
 
 
 def test_pausing_a_campaign_stops_its_allocations_at_once(
-    client: TestClient, pg_sessions: sessionmaker[Session]
+    app: FastAPI, client: TestClient, pg_sessions: sessionmaker[Session]
 ) -> None:
     with pg_sessions.begin() as session:
         cid = seed.campaign(session)
         seed.arms(session, cid, [(seed.WINNERS[0], 10, 2), (seed.LOSERS[0], 10, 1)])
-    client.app.state.adgen.allocator.refresh()
+    state(app).allocator.refresh()
     assert client.post("/v1/allocate", json={"campaign_id": cid}).status_code == 200
     csrf = _login(client)
     paused = client.post(f"/ui/campaigns/{cid}/pause", data={"csrf": csrf})

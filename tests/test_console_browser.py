@@ -218,7 +218,7 @@ def test_console_login_leaderboard_pause_rollback(
         assert seeded["best"] not in after
         assert after == {seeded["other"], seeded["new"]}
         with pg_sessions() as session:
-            assert session.get(Variant, seeded["best"]).status == "paused"
+            assert session.get_one(Variant, seeded["best"]).status == "paused"
 
         # roll the candidate back from the versions page
         page.click("nav >> text=Model versions")
@@ -229,7 +229,7 @@ def test_console_login_leaderboard_pause_rollback(
         with pg_sessions() as session:
             version = session.get(ModelVersion, seeded["candidate"])
             assert version is not None and version.status == "rolled_back"
-            assert session.get(Variant, seeded["new"]).status == "paused"
+            assert session.get_one(Variant, seeded["new"]).status == "paused"
             decision = session.scalars(
                 select(GateDecision).where(
                     GateDecision.candidate_version_id == seeded["candidate"]

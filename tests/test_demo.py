@@ -64,8 +64,8 @@ def test_short_demo_round_table_matches_the_database(settings: Settings) -> None
     )
     with ClosedLoop(settings, load_audience(), config, briefs) as loop:
         campaigns = loop.setup()
-        for r in (1, 2):
-            loop.run_round(r)
+        for number in (1, 2):
+            loop.run_round(number)
         rounds, served = loop.rounds, loop.served
         with loop.sessions() as s:
             stats = {a.variant_id: (a.impressions, a.clicks) for a in s.scalars(select(ArmStats))}
@@ -222,7 +222,7 @@ def test_served_groups_weigh_each_variant_by_its_impressions() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"rounds": 0}, {"impressions_per_round": 0}, {"batch_size": -1}])
-def test_demo_config_refuses_nonsense(bad: dict[str, int]) -> None:
+def test_demo_config_refuses_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         DemoConfig(**bad)
 

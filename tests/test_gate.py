@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import numpy as np
 import pytest
@@ -50,9 +51,16 @@ def _lineage(
 
 def _per_arm(evidence: tuple[int, int] | Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     if isinstance(evidence[0], int):
-        n, k = evidence  # type: ignore[misc]
+        n, k = cast(tuple[int, int], evidence)
         return [(n - n // 2, k - k // 2), (n // 2, k // 2)]
-    return list(evidence)  # type: ignore[arg-type]
+    return list(cast(Sequence[tuple[int, int]], evidence))
+
+
+def _evaluated(session: Session, candidate_id: int, settings: Settings) -> GateDecision:
+    """The gate's decision on ``candidate_id``, recorded (a "continue" included)."""
+    decision = evaluate(session, candidate_id, settings)
+    assert decision is not None
+    return decision
 
 
 def _decisions(session: Session) -> list[GateDecision]:
@@ -72,7 +80,7 @@ def test_gate_promotes_texts_that_are_better_on_average_however_traffic_was_spli
     )
     settings = Settings()
     with pg_sessions.begin() as session:
-        decision = evaluate(session, cand_id, settings)
+        decision = _evaluated(session, cand_id, settings)
     assert decision.decision == "promote" and decision.decided_by == "gate"
     assert (decision.candidate_impressions, decision.candidate_successes) == (1800, 72)
     assert (decision.incumbent_impressions, decision.incumbent_successes) == (6800, 307)
@@ -107,7 +115,7 @@ def test_gate_compares_a_candidate_with_what_the_incumbent_wrote_beside_it(
             session.get_one(Variant, vid).rollout_of = cand_id
     assert everything.basis == "incumbent" and everything.prob_better > 0.95
     with pg_sessions.begin() as session:
-        decision = evaluate(session, cand_id, Settings())
+        decision = _evaluated(session, cand_id, Settings())
     assert decision.decision == "rollback"
     assert decision.details["basis"] == "incumbent_rollout"
     assert decision.details["incumbent_variants"] == 2
@@ -140,7 +148,7 @@ def test_gate_rolls_back_a_loser_and_continues_while_unsure(
         pg_sessions, incumbent=(2000, 60), candidate=(500, 2)
     )
     with pg_sessions.begin() as session:
-        decision = evaluate(session, loser, settings)
+        decision = _evaluated(session, loser, settings)
     assert decision.decision == "rollback" and decision.prob_better is not None
     assert decision.prob_better <= 0.05
     assert decision.details["paused_variants"] == 2
@@ -152,7 +160,7 @@ def test_gate_rolls_back_a_loser_and_continues_while_unsure(
 
     _, _, unsure, _, _ = _lineage(pg_sessions, incumbent=(60, 2), candidate=(50, 2))
     with pg_sessions.begin() as session:
-        decision = evaluate(session, unsure, settings)
+        decision = _evaluated(session, unsure, settings)
     assert decision.decision == "continue"
     assert (decision.candidate_impressions, decision.incumbent_impressions) == (50, 60)
     assert 0.05 < (decision.prob_better or 0) < 0.95
@@ -230,7 +238,7 @@ def test_gate_settles_a_well_measured_near_tie_and_says_why(
     settings = Settings()
     assert settings.gate_loss_tolerance == 0.01
     with pg_sessions.begin() as session:
-        decision = evaluate(session, cand_id, settings)
+        decision = _evaluated(session, cand_id, settings)
     assert 0.05 < (decision.prob_better or 0) < 0.95
     assert decision.decision == "rollback"
     assert decision.details["reason"].startswith("expected loss of rolling back")

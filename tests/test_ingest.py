@@ -368,7 +368,11 @@ def test_database_outage_retries_without_committing(
             wait_until(blocked, 60, "the consumer to wait on the locked table")
             with pg_engine.connect() as conn:
                 conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid[0]})
-            wait_until(lambda a=attempt: consumer.stats.db_retries >= a, 30, "a retry")
+
+            def retried(a: int = attempt) -> bool:
+                return consumer.stats.db_retries >= a
+
+            wait_until(retried, 30, "a retry")
         assert count_events(pg_engine) == 0
         assert committed_offsets(settings.kafka_bootstrap or "", settings.consumer_group) == {}
     finally:

@@ -73,11 +73,11 @@ def test_classify_never_counts_twice_or_before_the_impression() -> None:
             d = classify(batch, known)
             for row_id, status in d.stored.items():
                 stored[row_id] = (stored[row_id][0], status)
-            for c, status in zip(batch, d.new, strict=True):
-                if status is not None:
+            for c, new_status in zip(batch, d.new, strict=True):
+                if new_status is not None:
                     row_id = 1000 + ref + c.ref
                     stored[row_id] = (Candidate(row_id, c.event_id, c.impression_id, c.type,
-                                                c.variant_id), status)
+                                                c.variant_id), new_status)
             ref = end
         counted = [e for e, st in stored.values() if st == "counted"]
         keys = [(e.impression_id, e.type) for e in counted]

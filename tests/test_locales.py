@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -15,7 +16,7 @@ from adgen.model.locales import base_model_for_locale, locale_models, zh_model_i
 from adgen.settings import Settings, get_settings
 
 
-def _settings(tmp_path: Path, **kw: object) -> Settings:
+def _settings(tmp_path: Path, **kw: Any) -> Settings:
     return Settings(var_dir=tmp_path / "var", cache_dir=tmp_path / "cache", **kw)
 
 

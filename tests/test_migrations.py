@@ -165,7 +165,8 @@ def test_constraints_refuse_bad_rows(engine: Engine, statement: str, constraint:
     else:  # SQLite names the CHECK constraint it failed
         assert "check constraint failed" in message and constraint in message
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT min(clicks) FROM arm_stats")).scalar() >= 0
+        fewest_clicks = conn.execute(sa.text("SELECT min(clicks) FROM arm_stats")).scalar()
+        assert fewest_clicks is not None and fewest_clicks >= 0
         assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() == 3
 
 
@@ -185,7 +186,8 @@ def test_counting_migration_classifies_stored_events(db_url: str, engine: Engine
     migrate.upgrade(db_url)
     engine.dispose()
     with engine.connect() as conn:
-        statuses = dict(conn.execute(sa.text("SELECT event_id, count_status FROM events")).all())
+        rows = conn.execute(sa.text("SELECT event_id, count_status FROM events")).all()
+        statuses: dict[str, str] = {event_id: status for event_id, status in rows}
         stats = conn.execute(sa.text(
             "SELECT impressions, clicks, conversions, conversion_value FROM arm_stats "
             "WHERE variant_id = :v"), {"v": vids[0]}).one()

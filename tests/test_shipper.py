@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,9 +81,11 @@ class Factory:
         return producer
 
 
-def _shipper(tmp_path: Path, factory: Factory, **kwargs: object) -> EventShipper:
-    spool = Spool(tmp_path / "spool", max_bytes=int(kwargs.pop("max_bytes", 1 << 20)))  # type: ignore[call-overload]
-    return EventShipper(factory, spool, producer=factory(), **kwargs)  # type: ignore[arg-type]
+def _shipper(
+    tmp_path: Path, factory: Factory, max_bytes: int = 1 << 20, **kwargs: Any
+) -> EventShipper:
+    spool = Spool(tmp_path / "spool", max_bytes=max_bytes)
+    return EventShipper(factory, spool, producer=factory(), **kwargs)
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:

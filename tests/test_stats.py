@@ -44,7 +44,7 @@ def test_credible_interval_is_the_exact_beta_quantiles() -> None:
     assert hi == pytest.approx(sps.beta.ppf(0.975, 31, 971), rel=1e-10)
     lo90, hi90 = credible_interval(30, 1000, level=0.9)
     assert lo < lo90 < hi90 < hi
-    los, his = credible_interval([0, 5], [0, 5])
+    los, his = map(np.asarray, credible_interval([0, 5], [0, 5]))
     assert los[0] == pytest.approx(0.025) and his[0] == pytest.approx(0.975)
     # Beta(6, 1) has the closed-form quantile q ** (1 / 6)
     assert (los[1], his[1]) == pytest.approx((0.025 ** (1 / 6), 0.975 ** (1 / 6)))

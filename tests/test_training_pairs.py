@@ -127,7 +127,7 @@ def test_rows_have_the_trl_conversational_shape() -> None:
     ]
     pairs = ranked_pairs(1, PROMPT, [f"t{i}" for i in range(8)], list(range(8)), [True] * 8, 4)
     rows = kto_rows(examples_from_pairs(pairs), seed=0)
-    assert sorted(r["label"] for r in rows) == [False] * 4 + [True] * 4
+    assert sorted((r["label"] for r in rows), key=bool) == [False] * 4 + [True] * 4
     assert [r["label"] for r in rows] != [True] * 4 + [False] * 4  # shuffled
 
 

@@ -28,6 +28,7 @@ from adgen.model.loading import BUNDLED_NAME, ZH_INSTALL_COMMAND, ZH_MODEL_NAME
 from adgen.model.locales import zh_model_installed
 from adgen.model.versions import ModelRegistry, active_version, ensure_base_version
 from adgen.settings import Settings
+from adgen.vocabulary import Decider
 
 ZH_BRIEF = HUAWEI
 EN_BRIEF = Brief(
@@ -170,7 +171,7 @@ def test_training_the_chinese_lineage_leaves_the_english_one_untouched(
         assert _lineage_snapshot(session, BUNDLED_NAME) == english_before
 
     with transaction(sessions) as session:
-        rollback(session, candidate.id, by="operator")
+        rollback(session, candidate.id, by=Decider.OPERATOR)
     with transaction(sessions) as session:
         assert session.get_one(ModelVersion, candidate.id).status == "rolled_back"
         assert active_version(session, ZH_MODEL_NAME).id == zh_base.id

@@ -24,8 +24,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
+from typing import Protocol
 
-from adgen.bus.producer import EventProducer
+from adgen.bus.producer import DeliveryCallback
 from adgen.bus.spool import Spool
 from adgen.errors import BusError
 from adgen.events import Event, encode_event
@@ -39,6 +40,21 @@ BATCH_WAIT_S = 0.005
 REPLAY_BATCH = 1000
 #: Waits between attempts to reach a broker that is away.
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 5.0
+
+
+class Producer(Protocol):
+    """What the shipper needs of a producer (``EventProducer``, or a test's stand-in)."""
+
+    def send_raw(
+        self, key: bytes | None, value: bytes, on_done: DeliveryCallback | None = None
+    ) -> None:
+        """Queue an encoded message; ``on_done`` hears whether the broker took it."""
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Block until every queued message is acknowledged; BusError if any was not."""
+
+    def close(self, timeout_s: float | None = 10.0) -> None:
+        """Close the connection (``0`` aborts what is unsent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +92,10 @@ class EventShipper:
 
     def __init__(
         self,
-        connect: Callable[[], EventProducer],
+        connect: Callable[[], Producer],
         spool: Spool,
         *,
-        producer: EventProducer | None = None,
+        producer: Producer | None = None,
         max_pending: int = 100_000,
         delivery_timeout_s: float = 10.0,
         on_failure: Callable[[], None] | None = None,
@@ -231,7 +247,7 @@ class EventShipper:
             self._on_failure()
         self._close_quietly(producer, 0)
 
-    def _take_producer(self) -> tuple[EventProducer | None, int]:
+    def _take_producer(self) -> tuple[Producer | None, int]:
         """Unhook the producer and spool what it has not delivered; (producer, spooled)."""
         with self._lock:
             producer, self._producer = self._producer, None
@@ -244,7 +260,7 @@ class EventShipper:
         return producer, len(stuck)
 
     @staticmethod
-    def _close_quietly(producer: EventProducer, timeout_s: float) -> None:
+    def _close_quietly(producer: Producer, timeout_s: float) -> None:
         try:
             producer.close(timeout_s)
         except BusError as exc:  # a broken client: what it held is spooled already
@@ -264,7 +280,7 @@ class EventShipper:
             else:
                 wait = RECONNECT_MIN_S
 
-    def _reconnect(self) -> EventProducer | None:
+    def _reconnect(self) -> Producer | None:
         try:
             producer = self._connect()
         except BusError as exc:
@@ -277,7 +293,7 @@ class EventShipper:
                     self.spool.records)
         return producer
 
-    def _replay_batch(self, producer: EventProducer) -> bool:
+    def _replay_batch(self, producer: Producer) -> bool:
         """Send one batch from the spool; True when the broker acknowledged all of it."""
         batch = self.spool.read(REPLAY_BATCH)
         if not batch.records:
