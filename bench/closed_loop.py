@@ -156,8 +156,9 @@ def served_ctrs(
 def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
     """Each gate decision beside the truth (mean true CTR of the candidate's served variants
     and of the incumbent's on the same campaigns, those the gate compared it with: the ones
-    written beside the candidate when its basis was ``incumbent_rollout``), and the
-    candidates left undecided."""
+    written beside the candidate when its basis was ``incumbent_rollout``), with how many
+    texts each side had and how far their true CTRs spread, and the candidates left
+    undecided."""
     with loop.sessions() as s:
         rows = s.scalars(
             select(GateDecision)
@@ -171,10 +172,32 @@ def gate_record(loop: ClosedLoop) -> tuple[list[dict[str, Any]], int]:
         cand = served_ctrs(loop, r.candidate_version_id)
         beside = r.candidate_version_id if r.details.get("basis") == "incumbent_rollout" else None
         inc = served_ctrs(loop, r.incumbent_version_id, beside) if r.incumbent_version_id else {}
+        beside_cand = {c: inc.get(c, []) for c in cand}
         cand_ctr = mean_of([x for xs in cand.values() for x in xs])
-        inc_ctr = mean_of([x for c in cand for x in inc.get(c, [])])
-        out.append(decision_record(r, cand_ctr, inc_ctr))
+        inc_ctr = mean_of([x for xs in beside_cand.values() for x in xs])
+        out.append(
+            decision_record(r, cand_ctr, inc_ctr)
+            | {
+                "candidate_texts": sum(map(len, cand.values())),
+                "incumbent_texts": sum(map(len, beside_cand.values())),
+                "text_spread": text_spread(cand, beside_cand),
+            }
+        )
     return out, undecided
+
+
+def text_spread(*sides: dict[int, list[float]]) -> float | None:
+    """The spread of the texts' true CTRs that the gate averaged: the standard deviation of
+    log true CTR about each side's mean per campaign, pooled (what ``bench/gate.py
+    --spread`` draws); None when no side has two texts in a campaign."""
+    squares, dof = 0.0, 0
+    for side in sides:
+        for ctrs in side.values():
+            if len(ctrs) > 1:
+                logs = np.log(ctrs)
+                squares += float(np.sum((logs - logs.mean()) ** 2))
+                dof += len(ctrs) - 1
+    return math.sqrt(squares / dof) if dof else None
 
 
 def decision_record(row: GateDecision, cand_ctr: float, inc_ctr: float) -> dict[str, Any]:
@@ -480,6 +503,7 @@ def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
     ]
     decisions = [d for t, _ in arms for d in t.decisions]
     spent = [d["impressions"] for d in decisions]
+    spreads = [d["text_spread"] for d in decisions if d.get("text_spread") is not None]
     out["gate_errors"] = {
         "decisions": len(decisions),
         "wrong_promotions": sum(d["wrong"] for d in decisions if d["decision"] == Decision.PROMOTE),
@@ -487,6 +511,7 @@ def summary(seeds: list[int], arms: list[tuple[Arm, Arm]]) -> dict[str, Any]:
         "undecided": sum(t.undecided for t, _ in arms),
         "mean_impressions_to_decide": statistics.fmean(spent) if spent else None,
         "impressions_to_decide": spent,
+        "median_text_spread": statistics.median(spreads) if spreads else None,
     }
     phases: dict[str, float] = defaultdict(float)
     for arm in (a for pair in arms for a in pair):

@@ -4,6 +4,7 @@ recorded seed is read back, not run again."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from closed_loop import (  # bench/
     record_seed,
     recorded_seeds,
     summary,
+    text_spread,
 )
 
 from adgen.audience import AUDIENCES_DIR, load_audience
@@ -165,3 +167,16 @@ def test_a_decision_is_recorded_with_its_reason_and_judged_by_the_truth() -> Non
     row.decision, row.details = "promote", {}  # recorded without a reason
     promoted = decision_record(row, cand_ctr=0.0361, inc_ctr=0.0379)
     assert promoted["wrong"] is True and promoted["reason"] is None
+
+
+def test_the_text_spread_is_pooled_within_each_side_and_campaign() -> None:
+    # log true CTRs 0 and log 4 in one campaign (deviations -/+ log 2), a lone text elsewhere
+    # and a side of two equal texts: 2 (log 2)^2 over 1 + 0 + 1 degrees of freedom
+    cand = {1: [0.01, 0.04], 2: [0.03]}
+    inc = {1: [0.02, 0.02]}
+    assert text_spread(cand, inc) == pytest.approx(math.log(2))
+    # only the texts about their own side's mean count, not how far apart the sides are
+    apart = text_spread({1: [0.01, 0.04]}, {1: [0.2, 0.8]})
+    assert apart == pytest.approx(text_spread({1: [0.01, 0.04]}, {1: [0.01, 0.04]}))
+    assert apart == pytest.approx(math.log(2) * math.sqrt(2))
+    assert text_spread({1: [0.03]}, {1: [0.02], 2: []}) is None
