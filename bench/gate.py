@@ -9,8 +9,8 @@ campaigns, each holding
 
 - the incumbent's proven texts (``--proven`` of them, true CTR around ``--proven-ctr``, each
   with ``--history`` impressions of evidence already),
-- the incumbent's texts of the same cycle (4, around ``--base-ctr``) and
-- the candidate's texts (4, around ``--base-ctr`` times one plus the trial's nominal lift),
+- the incumbent's texts of the same cycle (``--new-texts``, 4, around ``--base-ctr``) and
+- as many of the candidate's (around ``--base-ctr`` times one plus the trial's nominal lift),
 
 every text's true CTR spread by a log-normal factor (``--spread``). Traffic is served as the
 allocator serves it: Thompson propensities (``win_probabilities``, ``propensity_samples``
@@ -36,7 +36,8 @@ tolerance: decisions, errors, undecided trials, the share decided within one rou
 to a decision, mean cost, regret and the promotion rate per bin of true lift.
 
     python bench/gate.py [--trials 48] [--floors 0.05] [--tolerances 0,0.005,0.01,0.02]
-                         [--control-floor yes,no] [--spread 0.2] [--seed 0] [--quick]
+                         [--control-floor yes,no] [--spread 0.2] [--new-texts 4] [--seed 0]
+                         [--quick]
 """
 
 from __future__ import annotations
@@ -65,26 +66,27 @@ from adgen.vocabulary import Decision
 LIFTS = (-0.3, -0.2, -0.1, -0.05, 0.05, 0.1, 0.2, 0.3)
 #: Bounds of the true-lift bins the promotion rate is reported in.
 BINS = (-0.15, -0.05, 0.0, 0.05, 0.15)
-NEW_TEXTS = 4
 
 
 @dataclass(frozen=True)
 class World:
-    """The true CTRs of one trial: ``rates`` (campaigns x arms: proven, same-cycle, candidate)."""
+    """The true CTRs of one trial: ``rates`` (campaigns x arms: ``proven``, then ``new``
+    same-cycle texts, then ``new`` of the candidate's)."""
 
     lift: float
     rates: NDArray[np.float64]
     proven: int
+    new: int
 
     @property
     def candidate(self) -> slice:
         """The candidate's arms."""
-        return slice(self.proven + NEW_TEXTS, None)
+        return slice(self.proven + self.new, None)
 
     @property
     def same_cycle(self) -> slice:
         """The incumbent's texts of the candidate's cycle."""
-        return slice(self.proven, self.proven + NEW_TEXTS)
+        return slice(self.proven, self.proven + self.new)
 
     def truly_better(self) -> tuple[bool, float]:
         """Whether the candidate's texts truly beat the same-cycle ones, and by how much."""
@@ -107,16 +109,16 @@ class Trial:
 
 def make_world(lift: float, args: argparse.Namespace, rng: np.random.Generator) -> World:
     """Draw one trial's true CTRs."""
-    shape = (args.campaigns, args.proven + 2 * NEW_TEXTS)
+    shape = (args.campaigns, args.proven + 2 * args.new_texts)
     centre = np.concatenate(
         [
             np.full(args.proven, args.proven_ctr),
-            np.full(NEW_TEXTS, args.base_ctr),
-            np.full(NEW_TEXTS, args.base_ctr * (1.0 + lift)),
+            np.full(args.new_texts, args.base_ctr),
+            np.full(args.new_texts, args.base_ctr * (1.0 + lift)),
         ]
     )
     spread = np.exp(args.spread * rng.standard_normal(shape) - args.spread**2 / 2)
-    return World(lift, np.clip(centre * spread, 1e-4, 0.5), args.proven)
+    return World(lift, np.clip(centre * spread, 1e-4, 0.5), args.proven, args.new_texts)
 
 
 def start(world: World, history: int, rng: np.random.Generator) -> Trial:
@@ -177,8 +179,8 @@ def run_floor(
     controls = Controls(
         cap=settings.candidate_traffic_cap,
         guaranteed=floor,
-        capped=tuple(range(args.proven + NEW_TEXTS, args.proven + 2 * NEW_TEXTS)),
-        control=tuple(range(args.proven, args.proven + NEW_TEXTS)) if control_floor else (),
+        capped=tuple(range(args.proven + args.new_texts, args.proven + 2 * args.new_texts)),
+        control=tuple(range(args.proven, args.proven + args.new_texts)) if control_floor else (),
     )
     every = gate_every(settings, args.round) or args.round
     horizon = args.rounds * args.round
@@ -292,6 +294,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--proven-ctr", type=float, default=0.047)
     parser.add_argument("--base-ctr", type=float, default=0.035)
     parser.add_argument("--spread", type=float, default=0.2, help="log-normal sigma per text")
+    parser.add_argument(
+        "--new-texts", type=int, default=4, help="texts per campaign the candidate and the "
+        "same-cycle side each have (ADGEN_ROLLOUT_VARIANTS, before guardrail rejections)"
+    )
     parser.add_argument("--round", type=int, default=100_000, help="impressions per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds before giving up")
     parser.add_argument("--batch", type=int, default=333, help="per campaign per refresh")
@@ -308,6 +314,8 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"--tolerances takes numbers separated by commas: {err}")
     if any(not 0 <= t < 1 for t in args.tolerances):
         parser.error(f"--tolerances must each be in [0, 1), not {args.tolerances}")
+    if args.new_texts < 1:
+        parser.error(f"--new-texts must be at least 1, not {args.new_texts}")
     choices = {"yes": True, "no": False}
     try:
         args.control_floor = [choices[c] for c in args.control_floor.split(",")]
@@ -364,6 +372,7 @@ def main() -> None:
             "trials": args.trials,
             "seed": args.seed,
             "spread": args.spread,
+            "new_texts": args.new_texts,
             "rounds": args.rounds,
             "round_impressions": args.round,
             "settings": {

@@ -48,3 +48,12 @@ def test_gate_refuses_a_bad_tolerance_before_running(tolerances: str, message: s
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2 and message in proc.stderr and proc.stdout == ""
+
+
+def test_gate_refuses_a_side_without_texts_before_running() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gate.py"), "--new-texts", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "--new-texts must be at least 1" in proc.stderr
+    assert proc.stdout == ""
